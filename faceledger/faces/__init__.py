@@ -1,0 +1,1 @@
+"""Face pipeline: image bytes in, FaceRecord(s) out."""

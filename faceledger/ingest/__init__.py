@@ -1,0 +1,1 @@
+"""Ingestion: sources (folder, WARC) -> face pipeline -> store + index; resumable."""
