@@ -1,0 +1,81 @@
+"""Settings: environment variables over an optional TOML file over defaults.
+
+One place decides where data lives and which knobs are in force, so the CLI, the services
+and (later) the web app agree. Precedence: explicit argument > FACELEDGER_* environment
+variable > `config.toml` in the data directory > built-in default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+
+ENV_PREFIX = "FACELEDGER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Thresholds are calibrated figures: see README, 'Accuracy'."""
+
+    data_dir: Path = field(default_factory=lambda: Path(user_data_dir("faceledger")))
+    database_url: str = ""
+    # Cosine similarity of unit embeddings at or above which two faces are called a match.
+    match_threshold: float = 0.926
+    # Detection works on a copy scaled so its long side lies in [detect_min_side, detect_max_side].
+    detect_min_side: int = 500
+    detect_max_side: int = 1024
+    detector: str = "hog"
+    workers: int = max(1, os.cpu_count() or 1)
+    # Models converted from packaged weights (derived, safe to delete); default: data_dir/models.
+    model_dir: Path | None = None
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL: SQLite inside the data directory unless one is configured."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'faceledger.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    default = {f.name: f for f in fields(Settings)}[name]
+    kind = default.type if isinstance(default.type, str) else default.type.__name__
+    if "Path" in kind:
+        return Path(raw).expanduser()
+    if kind == "float":
+        return float(raw)
+    if kind == "int":
+        return int(raw)
+    return str(raw)
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment, the data directory's config.toml and overrides."""
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    env = {n: os.environ[ENV_PREFIX + n.upper()] for n in names if ENV_PREFIX + n.upper() in os.environ}
+    if data_dir is not None:
+        env["data_dir"] = str(data_dir)
+    base = Settings(**({"data_dir": _coerce("data_dir", env["data_dir"])} if "data_dir" in env else {}))
+    toml_path = base.data_dir / "config.toml"
+    if toml_path.is_file():
+        with toml_path.open("rb") as handle:
+            from_file = tomllib.load(handle)
+        unknown = set(from_file) - names
+        if unknown:
+            raise ValueError(f"{toml_path}: unknown settings {sorted(unknown)}")
+        values.update(from_file)
+    values.update(env)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(base, **{k: _coerce(k, v) for k, v in values.items()})

@@ -1,0 +1,1 @@
+"""Vector index: one interface (`VectorIndex`), an embedded backend (`LocalIndex`)."""

@@ -1,0 +1,232 @@
+"""An ingestion job: items -> face pipeline (in worker processes) -> store + index.
+
+Resumable by construction: each image and its faces are committed in one transaction,
+keyed by (collection, content hash), so a re-run skips what is already in and a killed
+run loses at most the images in flight. The index is reconciled with the store on open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy.exc import IntegrityError
+
+from faceledger.config import Settings
+from faceledger.faces.decode import ImageRejected
+from faceledger.faces.pipeline import AnalysedImage, FacePipeline
+from faceledger.ingest.items import SourceItem
+from faceledger.policy.minors import DEFAULT_AGE_GATE, AgeGate, Decision
+from faceledger.store import repo
+from faceledger.workspace import Workspace
+
+SAVE_EVERY = 500
+
+
+@dataclass
+class IngestSummary:
+    """What a job did; `skipped` and the error list say why something was not indexed."""
+
+    collection: str
+    done: int = 0
+    images: int = 0
+    images_with_faces: int = 0
+    faces_indexed: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def error(self, source: str, reason: str, message: str) -> None:
+        self.errors.append({"source": source, "reason": reason, "message": message})
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] += count
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "items": self.done,
+            "images": self.images,
+            "images_with_faces": self.images_with_faces,
+            "faces_indexed": self.faces_indexed,
+            "skipped": dict(sorted(self.skipped.items())),
+            "errors": self.errors,
+            "seconds": round(self.seconds, 2),
+            "images_per_second": round(self.images / self.seconds, 2) if self.seconds else None,
+        }
+
+
+Outcome = tuple[AnalysedImage | None, str | None, str | None]
+
+_worker_pipeline: FacePipeline | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _worker_pipeline
+    _worker_pipeline = FacePipeline(settings)
+
+
+def analyse(pipeline: FacePipeline, data: bytes) -> Outcome:
+    """Run the pipeline, turning any failure into (None, reason, message)."""
+    try:
+        return pipeline.analyse(data), None, None
+    except ImageRejected as error:
+        return None, error.reason, str(error)
+    except Exception as error:  # a hostile image must never stop the job
+        return None, "failed", f"{type(error).__name__}: {error}"
+
+
+def _analyse_in_worker(data: bytes) -> Outcome:
+    assert _worker_pipeline is not None
+    return analyse(_worker_pipeline, data)
+
+
+class Analyser:
+    """Runs `analyse` inline (one worker) or in a process pool, with bounded work in flight."""
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.workers = workers
+        self._pipeline = FacePipeline(settings) if workers == 1 else None
+        self._pool = (
+            ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(settings,),
+            )
+            if workers > 1
+            else None
+        )
+
+    def run(self, jobs: Iterable[tuple[Any, bytes]]) -> Iterator[tuple[Any, Outcome]]:
+        if self._pipeline is not None:
+            for key, data in jobs:
+                yield key, analyse(self._pipeline, data)
+            return
+        assert self._pool is not None
+        pending: dict[Future[Outcome], Any] = {}
+        for key, data in jobs:
+            pending[self._pool.submit(_analyse_in_worker, data)] = key
+            if len(pending) >= self.workers * 4:
+                yield from self._drain(pending, FIRST_COMPLETED)
+        yield from self._drain(pending, None)
+
+    @staticmethod
+    def _drain(pending: dict[Future[Outcome], Any], mode: str | None) -> Iterator[tuple[Any, Outcome]]:
+        done, _ = wait(pending, return_when=mode or "ALL_COMPLETED")
+        for future in done:
+            yield pending.pop(future), future.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+@dataclass
+class IngestJob:
+    workspace: Workspace
+    collection: str
+    gate: AgeGate = DEFAULT_AGE_GATE
+    index_review_band: bool = False
+    workers: int = 1
+    on_item: Callable[[IngestSummary], None] | None = None
+
+    def run(self, items: Iterable[SourceItem]) -> IngestSummary:
+        summary = IngestSummary(self.collection)
+        started = time.perf_counter()
+        with self.workspace.sessions() as session:
+            collection_id = repo.ensure_collection(session, self.collection).id
+        index = self.workspace.index(collection_id)
+        analyser = Analyser(self.workspace.settings, self.workers)
+        in_flight: set[str] = set()
+        try:
+            jobs = self._admit(items, collection_id, summary, in_flight)
+            for count, ((item, digest), outcome) in enumerate(analyser.run(jobs), 1):
+                in_flight.discard(digest)
+                summary.images += 1
+                self._store(item, digest, outcome, collection_id, summary)
+                if count % SAVE_EVERY == 0:
+                    index.save()
+                self._tick(summary)
+        finally:
+            analyser.close()
+            index.save()
+            summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _admit(
+        self,
+        items: Iterable[SourceItem],
+        collection_id: int,
+        summary: IngestSummary,
+        in_flight: set[str],
+    ) -> Iterator[tuple[tuple[SourceItem, str], bytes]]:
+        """Yield the items worth analysing; count errors and duplicates on the way."""
+        for item in items:
+            if item.data is None:
+                reason, _, message = (item.error or "unreadable").partition(": ")
+                summary.error(item.image_url, reason, message or reason)
+                self._tick(summary)
+                continue
+            digest = hashlib.sha256(item.data).hexdigest()
+            with self.workspace.sessions() as session:
+                existing = repo.image_by_hash(session, collection_id, digest)
+            if existing is not None or digest in in_flight:
+                same = existing is not None and existing.image_url == item.image_url
+                summary.skip("already_indexed" if same else "duplicate")
+                self._tick(summary)
+                continue
+            in_flight.add(digest)
+            yield (item, digest), item.data
+
+    def _tick(self, summary: IngestSummary) -> None:
+        summary.done += 1
+        if self.on_item:
+            self.on_item(summary)
+
+    def _store(
+        self,
+        item: SourceItem,
+        digest: str,
+        outcome: Outcome,
+        collection_id: int,
+        summary: IngestSummary,
+    ) -> None:
+        analysed, reason, message = outcome
+        if analysed is None:
+            summary.error(item.image_url, reason or "failed", message or "")
+            return
+        kept = []
+        for face in analysed.faces:
+            decision = self.gate.decide(face.age)
+            if decision is Decision.REFUSE:
+                summary.skip("minor_face")
+            elif decision is Decision.REVIEW and not self.index_review_band:
+                summary.skip("review_band_face")
+            else:
+                kept.append(face)
+        if not analysed.faces:
+            summary.skip("no_face")
+        with self.workspace.sessions() as session:
+            try:
+                added = repo.add_image(
+                    session, collection_id, item, digest, (analysed.width, analysed.height), kept
+                )
+                session.commit()
+            except IntegrityError:  # another job stored the same image meanwhile
+                session.rollback()
+                summary.skip("duplicate")
+                return
+        if added:
+            self.workspace.index(collection_id).add(
+                np.array([face_id for face_id, _ in added]), np.stack([v for _, v in added])
+            )
+            summary.images_with_faces += 1
+            summary.faces_indexed += len(added)

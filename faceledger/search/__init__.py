@@ -1,0 +1,1 @@
+"""Search: the engine-level face search (this package) and, on top, the accountable service."""

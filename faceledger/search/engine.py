@@ -1,0 +1,143 @@
+"""Engine-level face search: probe bytes -> one chosen adult face -> nearest faces -> matches.
+
+This is the capability only; who may call it, why, and what gets recorded is the
+accountable search service's job, which owns the one SearchEngine of a process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from faceledger.faces.pipeline import FacePipeline
+from faceledger.faces.types import FaceRecord
+from faceledger.policy.minors import DEFAULT_AGE_GATE, AgeGate, Decision
+from faceledger.store import repo
+from faceledger.store.models import Face
+from faceledger.workspace import Workspace
+
+
+class ProbeRefused(Exception):
+    """The probe cannot be searched; `code` is stable for machines, the message for people."""
+
+    code = "refused"
+
+
+class NoFace(ProbeRefused):
+    code = "no_face"
+
+
+class FaceChoiceRequired(ProbeRefused):
+    code = "choose_face"
+
+    def __init__(self, faces: list[FaceRecord]) -> None:
+        self.faces = faces
+        super().__init__(f"the probe shows {len(faces)} faces: choose one with --face N")
+
+
+class MinorProbe(ProbeRefused):
+    code = "minor"
+
+
+class UnknownCollection(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    face_id: int
+    score: float
+    collection: str
+    image_url: str
+    page_url: str | None
+    page_title: str | None
+    box: list[int]
+    captured_at: datetime | None
+    quality: float
+    warc_digest: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "face_id": self.face_id,
+            "score": round(self.score, 4),
+            "collection": self.collection,
+            "image_url": self.image_url,
+            "page_url": self.page_url,
+            "page_title": self.page_title,
+            "box": self.box,
+            "captured_at": self.captured_at.isoformat() if self.captured_at else None,
+            "quality": self.quality,
+            "warc_digest": self.warc_digest,
+        }
+
+
+def choose_face(faces: list[FaceRecord], number: int | None) -> FaceRecord:
+    """Pick the probe face: the only one, or the one the searcher numbered (1-based)."""
+    if not faces:
+        raise NoFace("no face was found in the probe image")
+    if number is None:
+        if len(faces) > 1:
+            raise FaceChoiceRequired(faces)
+        return faces[0]
+    if not 1 <= number <= len(faces):
+        raise FaceChoiceRequired(faces)
+    return faces[number - 1]
+
+
+def check_adult(face: FaceRecord, gate: AgeGate) -> None:
+    """Refuse a probe that may show a minor: the review band is refused too at this level."""
+    decision = gate.decide(face.age)
+    if decision is Decision.REFUSE:
+        raise MinorProbe(f"the face is estimated at {face.age:.0f} years: minors are never searched")
+    if decision is Decision.REVIEW:
+        raise MinorProbe(
+            f"the face is estimated at {face.age:.0f} years, too close to 18 to rule out a minor"
+        )
+
+
+class SearchEngine:
+    def __init__(
+        self, workspace: Workspace, pipeline: FacePipeline, gate: AgeGate = DEFAULT_AGE_GATE
+    ) -> None:
+        self.workspace = workspace
+        self.pipeline = pipeline
+        self.gate = gate
+
+    def probe_faces(self, data: bytes) -> list[FaceRecord]:
+        """The faces of a probe image, largest first (raises ImageRejected for bad input)."""
+        faces = self.pipeline.analyse(data).faces
+        return sorted(faces, key=lambda f: f.box.width * f.box.height, reverse=True)
+
+    def search(
+        self, collections: list[str], embedding: np.ndarray, top_k: int, threshold: float
+    ) -> list[Match]:
+        """Nearest faces across collections at or above `threshold`, best first."""
+        hits: list[tuple[float, int, str]] = []
+        with self.workspace.sessions() as session:
+            for name in collections:
+                collection = repo.get_collection(session, name)
+                if collection is None:
+                    raise UnknownCollection(f"no collection named {name!r}")
+                ids, scores = self.workspace.index(collection.id).search(embedding, top_k)
+                hits += [(float(s), int(i), name) for i, s in zip(ids, scores, strict=True)]
+            hits = sorted((h for h in hits if h[0] >= threshold), reverse=True)[:top_k]
+            faces = repo.faces_with_images(session, [face_id for _, face_id, _ in hits])
+        return [_match(score, faces[face_id], name) for score, face_id, name in hits if face_id in faces]
+
+
+def _match(score: float, face: Face, collection: str) -> Match:
+    image = face.image
+    return Match(
+        face_id=face.id,
+        score=min(1.0, score),
+        collection=collection,
+        image_url=image.image_url,
+        page_url=image.page_url,
+        page_title=image.page_title,
+        box=[face.left, face.top, face.width, face.height],
+        captured_at=image.captured_at,
+        quality=face.quality,
+        warc_digest=image.warc_digest,
+    )

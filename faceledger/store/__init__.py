@@ -1,0 +1,1 @@
+"""Metadata store: SQLAlchemy models, repositories and Alembic migrations (SQLite or PostgreSQL)."""

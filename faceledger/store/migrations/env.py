@@ -1,0 +1,14 @@
+"""Alembic environment: runs against the connection our store hands it (no alembic.ini)."""
+
+from alembic import context
+
+from faceledger.store.models import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

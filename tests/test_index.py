@@ -1,0 +1,96 @@
+"""The local vector index and its reconciliation with the store (real faiss, real SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from faceledger.config import Settings
+from faceledger.faces.types import Box, FaceRecord
+from faceledger.index.local import LocalIndex
+from faceledger.index.reconcile import reconcile
+from faceledger.ingest.items import SourceItem
+from faceledger.store import repo
+from faceledger.workspace import Workspace
+
+
+def unit_vectors(n: int, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(n, 128)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def record(vector: np.ndarray) -> FaceRecord:
+    return FaceRecord(
+        box=Box(1, 2, 30, 40),
+        landmarks=np.zeros((5, 2), np.float32),
+        detector_score=1.0,
+        quality=0.9,
+        age=40.0,
+        embedding=vector,
+    )
+
+
+def test_search_finds_nearest_and_survives_reload(tmp_path: Path) -> None:
+    vectors = unit_vectors(50)
+    index = LocalIndex(tmp_path / "a.faiss")
+    index.add(np.arange(100, 150), vectors)
+    ids, scores = index.search(vectors[7], 3)
+    assert ids[0] == 107 and abs(scores[0] - 1.0) < 1e-5
+    assert list(scores) == sorted(scores, reverse=True)
+    index.save()
+    reloaded = LocalIndex(tmp_path / "a.faiss")
+    assert len(reloaded) == 50
+    assert reloaded.search(vectors[7], 1)[0][0] == 107
+
+
+def test_remove_deletes_by_id(tmp_path: Path) -> None:
+    vectors = unit_vectors(10)
+    index = LocalIndex(tmp_path / "a.faiss")
+    index.add(np.arange(10), vectors)
+    assert index.remove(np.array([3, 4, 99])) == 2
+    assert 3 not in index.search(vectors[3], 10)[0]
+    assert sorted(index.ids()) == [0, 1, 2, 5, 6, 7, 8, 9]
+
+
+def test_empty_index_search_returns_nothing(tmp_path: Path) -> None:
+    ids, scores = LocalIndex(tmp_path / "a.faiss").search(unit_vectors(1)[0], 5)
+    assert len(ids) == 0 and len(scores) == 0
+
+
+def test_reconcile_adds_missing_and_removes_stray(settings: Settings) -> None:
+    workspace = Workspace(settings)
+    vectors = unit_vectors(6)
+    with workspace.sessions() as session:
+        collection = repo.ensure_collection(session, "c")
+        stored = repo.add_image(
+            session,
+            collection.id,
+            SourceItem(image_url="file:///x.jpg", data=None),
+            "a" * 64,
+            (100, 100),
+            [record(v) for v in vectors[:4]],
+        )
+        session.commit()
+    index = LocalIndex(settings.index_dir / "stale.faiss")
+    index.add(np.array([stored[0][0], 9999]), np.stack([vectors[0], vectors[5]]))
+    with workspace.sessions() as session:
+        report = reconcile(index, session, collection.id)
+    assert (report.added, report.removed) == (3, 1)
+    assert sorted(index.ids()) == sorted(face_id for face_id, _ in stored)
+    with workspace.sessions() as session:
+        again = reconcile(index, session, collection.id)
+    assert (again.added, again.removed) == (0, 0)
+
+
+def test_same_content_twice_in_a_collection_is_refused(settings: Settings) -> None:
+    workspace = Workspace(settings)
+    with workspace.sessions() as session:
+        collection = repo.ensure_collection(session, "c")
+        item = SourceItem(image_url="file:///x.jpg", data=None)
+        repo.add_image(session, collection.id, item, "b" * 64, (1, 1), [])
+        session.commit()
+        with pytest.raises(IntegrityError):
+            repo.add_image(session, collection.id, item, "b" * 64, (1, 1), [])
