@@ -155,7 +155,9 @@ def ingest(
 def _faces_table(engine_faces: list[Any]) -> Table:
     table = Table("face", "box (left, top, width, height)", "estimated age", "quality")
     for number, face in enumerate(engine_faces, 1):
-        table.add_row(str(number), str(face.box.as_list()), f"{face.age:.0f}", f"{face.quality:.2f}")
+        table.add_row(
+            str(number), str(face.box.as_list()), f"{face.age:.0f}", f"{face.quality:.2f}"
+        )
     return table
 
 
@@ -163,8 +165,12 @@ def _results_table(matches: list[Match]) -> Table:
     table = Table("#", "score", "image", "page", "box", "captured")
     for rank, match in enumerate(matches, 1):
         table.add_row(
-            str(rank), f"{match.score:.3f}", match.image_url, match.page_url or "-",
-            str(match.box), match.captured_at.date().isoformat() if match.captured_at else "-",
+            str(rank),
+            f"{match.score:.3f}",
+            match.image_url,
+            match.page_url or "-",
+            str(match.box),
+            match.captured_at.date().isoformat() if match.captured_at else "-",
         )
     return table
 
@@ -176,7 +182,9 @@ def search(
     collection: Annotated[
         list[str], typer.Option("--collection", "-c", help="Collection(s) to search.")
     ],
-    face: Annotated[int | None, typer.Option("--face", help="Which face of the probe (1-based).")] = None,
+    face: Annotated[
+        int | None, typer.Option("--face", help="Which face of the probe (1-based).")
+    ] = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, help="At most this many results.")] = 10,
     threshold: Annotated[
         float | None, typer.Option(help="Minimum similarity (default: the calibrated one).")
@@ -194,17 +202,27 @@ def search(
         chosen = choose_face(faces, face)
         check_adult(chosen, engine.gate)
         matches = engine.search(
-            collection, chosen.embedding, top, settings.match_threshold if threshold is None else threshold
+            collection,
+            chosen.embedding,
+            top,
+            settings.match_threshold if threshold is None else threshold,
         )
     except ImageRejected as error:
-        raise fail(str(error), EXIT_BAD_IMAGE, as_json, error="bad_image", reason=error.reason) from None
+        raise fail(
+            str(error), EXIT_BAD_IMAGE, as_json, error="bad_image", reason=error.reason
+        ) from None
     except FaceChoiceRequired as error:
         if not as_json:
             err.print(_faces_table(error.faces))
         raise fail(
-            str(error), EXIT_CHOOSE_FACE, as_json, error=error.code,
-            faces=[{"face": n, "box": f.box.as_list(), "estimated_age": f.age}
-                   for n, f in enumerate(error.faces, 1)],
+            str(error),
+            EXIT_CHOOSE_FACE,
+            as_json,
+            error=error.code,
+            faces=[
+                {"face": n, "box": f.box.as_list(), "estimated_age": f.age}
+                for n, f in enumerate(error.faces, 1)
+            ],
         ) from None
     except (NoFace, MinorProbe) as error:
         code = EXIT_NO_FACE if isinstance(error, NoFace) else EXIT_MINOR
@@ -214,12 +232,19 @@ def search(
     except UnknownCollection as error:
         raise fail(str(error), EXIT_NOT_FOUND, as_json, error="not_found") from None
     if as_json:
-        print(json.dumps({
-            "probe": {"faces": len(faces), "face": faces.index(chosen) + 1,
-                      "box": chosen.box.as_list()},
-            "threshold": settings.match_threshold if threshold is None else threshold,
-            "results": [m.as_dict() for m in matches],
-        }))
+        print(
+            json.dumps(
+                {
+                    "probe": {
+                        "faces": len(faces),
+                        "face": faces.index(chosen) + 1,
+                        "box": chosen.box.as_list(),
+                    },
+                    "threshold": settings.match_threshold if threshold is None else threshold,
+                    "results": [m.as_dict() for m in matches],
+                }
+            )
+        )
         return
     if not matches:
         out.print("No face at or above the threshold.")
@@ -233,7 +258,12 @@ def collections(ctx: typer.Context, as_json: JsonOption = False) -> None:
     workspace = Workspace(settings_of(ctx))
     with workspace.sessions() as session:
         rows = [
-            {"name": c.name, "images": images, "faces": faces, "created_at": c.created_at.isoformat()}
+            {
+                "name": c.name,
+                "images": images,
+                "faces": faces,
+                "created_at": c.created_at.isoformat(),
+            }
             for c, images, faces in repo.list_collections(session)
         ]
     if as_json:
@@ -261,8 +291,16 @@ def demo(
     out.print(f"Indexing {len(plan.gallery)} photos of {people} people into collection 'demo'")
     print_summary(run_ingest(settings, plan.gallery, "demo", workers))
     out.print(f"\nSearching for the face in {plan.probe} (held out of the collection):")
-    ctx.invoke(search, ctx=ctx, photo=plan.probe, collection=["demo"], face=1, top=10,
-               threshold=None, as_json=False)
+    ctx.invoke(
+        search,
+        ctx=ctx,
+        photo=plan.probe,
+        collection=["demo"],
+        face=1,
+        top=10,
+        threshold=None,
+        as_json=False,
+    )
 
 
 def _counting(description: str) -> tuple[Progress, Any]:

@@ -26,7 +26,7 @@ class Settings:
     database_url: str = ""
     # Cosine similarity of unit embeddings at or above which two faces are called a match.
     match_threshold: float = 0.926
-    # Detection works on a copy scaled so its long side lies in [detect_min_side, detect_max_side].
+    # Detection scale: up to 2x within detect_max_side, tiny images up to detect_min_side.
     detect_min_side: int = 500
     detect_max_side: int = 1024
     detector: str = "hog"
@@ -64,10 +64,14 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment, the data directory's config.toml and overrides."""
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
-    env = {n: os.environ[ENV_PREFIX + n.upper()] for n in names if ENV_PREFIX + n.upper() in os.environ}
+    env = {
+        n: os.environ[ENV_PREFIX + n.upper()] for n in names if ENV_PREFIX + n.upper() in os.environ
+    }
     if data_dir is not None:
         env["data_dir"] = str(data_dir)
-    base = Settings(**({"data_dir": _coerce("data_dir", env["data_dir"])} if "data_dir" in env else {}))
+    base = Settings(
+        **({"data_dir": _coerce("data_dir", env["data_dir"])} if "data_dir" in env else {})
+    )
     toml_path = base.data_dir / "config.toml"
     if toml_path.is_file():
         with toml_path.open("rb") as handle:

@@ -113,9 +113,9 @@ def test_reader_sees_the_known_architecture(dat_path: Path) -> None:
     weights = read_resnet(dat_path)
     np.testing.assert_allclose(weights.channel_means, (122.782, 117.001, 104.298), atol=1e-3)
     assert weights.stem_conv.filters.shape == (32, 3, 7, 7)
-    assert [b.conv2.filters.shape[0] for b in weights.blocks] == [32] * 3 + [64] * 4 + [
-        128
-    ] * 3 + [256] * 4
+    widths = [32] * 3 + [64] * 4 + [128] * 3 + [256] * 4
+    assert [b.conv2.filters.shape[0] for b in weights.blocks] == widths
+    assert [b.downsample for b in weights.blocks].count(True) == 4
     assert weights.fc.shape == (256, 128)
 
 

@@ -123,11 +123,15 @@ def age_of(pipeline: FacePipeline, path: Path) -> float:
     decoded = decode_image(path.read_bytes(), pipeline.limits)
     height, width = decoded.rgb.shape[:2]
     detection = pipeline.detector.landmark(decoded.rgb, (0, 0, width - 1, height - 1), 0.0)
-    return pipeline.ages.estimate_many(decoded.rgb, [(detection.landmarks, (0, 0, width, height))])[0]
+    return pipeline.ages.estimate_many(decoded.rgb, [(detection.landmarks, (0, 0, width, height))])[
+        0
+    ]
 
 
 def ages(
-    folder: Path, settings: Settings, gate: AgeGate = DEFAULT_AGE_GATE,
+    folder: Path,
+    settings: Settings,
+    gate: AgeGate = DEFAULT_AGE_GATE,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Age error and minors-gate decisions on a folder with `labels.csv` (file,age,...)."""
@@ -139,12 +143,14 @@ def ages(
     for done, (name, true_age) in enumerate(labels, 1):
         estimate = age_of(pipeline, folder / name)
         errors.append(abs(estimate - true_age))
-        files.append({
-            "file": name,
-            "age": true_age,
-            "estimated_age": round(estimate, 2),
-            "decision": gate.decide(estimate).value,
-        })
+        files.append(
+            {
+                "file": name,
+                "age": true_age,
+                "estimated_age": round(estimate, 2),
+                "decision": gate.decide(estimate).value,
+            }
+        )
         if progress:
             progress(done, len(labels))
     return {

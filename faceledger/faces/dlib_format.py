@@ -87,13 +87,12 @@ class ResnetWeights:
 
 # --- the known architecture ----------------------------------------------------------------
 
-# (filters, downsample) per residual block, in the order they run (dlib's level4 .. level0).
-ARCHITECTURE: tuple[tuple[int, bool], ...] = (
-    ((32, False),) * 3
-    + ((64, True),) + ((64, False),) * 3
-    + ((128, True),) + ((128, False),) * 2
-    + ((256, True),) + ((256, False),) * 2
-    + ((256, True),)
+# dlib's levels in the order they run (level4 .. level0): (filters, blocks, first block
+# downsamples). A downsampling block has a stride-2 first conv and an average-pool shortcut.
+_LEVELS = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
+# (filters, downsample) per residual block, in the order they run.
+ARCHITECTURE: tuple[tuple[int, bool], ...] = tuple(
+    (filters, down and i == 0) for filters, count, down in _LEVELS for i in range(count)
 )
 STEM_FILTERS = 32
 STEM_KERNEL = 7
@@ -126,7 +125,7 @@ def _block_layers(filters: int, in_channels: int, downsample: bool) -> list[_Lay
     return [*body, _Layer("add_prev_"), _Layer("relu_")]
 
 
-def expected_layers() -> list[_Layer]:
+def _expected_layers() -> list[_Layer]:
     """The network's layer stack from input to output, tag and skip layers included."""
     layers = [
         _Layer("input_rgb_image_sized"),
@@ -375,7 +374,7 @@ def _assemble(means: tuple[float, float, float], details: list[object]) -> Resne
 def parse_resnet(data: bytes, source: str = "<bytes>") -> ResnetWeights:
     """Parse the bytes of `dlib_face_recognition_resnet_model_v1.dat`; ValueError if off."""
     s = _Stream(data, source)
-    layers = expected_layers()
+    layers = _expected_layers()
     _read_header(s, layers)
     means = _read_input(s)
     details: list[object] = []

@@ -22,7 +22,7 @@ from faceledger.faces.types import Box, FaceRecord
 
 @dataclass(frozen=True, slots=True)
 class AnalysedImage:
-    """The faces of one image, in original-image pixels, plus the image's original size."""
+    """The faces of one image and the image's size, both in original-image pixels."""
 
     width: int
     height: int
@@ -50,8 +50,8 @@ class FacePipeline:
         """Find and describe every face; raises ImageRejected for bad input."""
         decoded = decode_image(data, self.limits, max_long_side=self.max_side)
         return AnalysedImage(
-            width=round(decoded.width / decoded.scale),
-            height=round(decoded.height / decoded.scale),
+            width=decoded.width,
+            height=decoded.height,
             faces=self.describe(decoded, self.detector.detect(decoded.rgb)),
         )
 

@@ -65,7 +65,9 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: object) -> str:
+    def op(
+        self, op_type: str, inputs: list[str], output: str | None = None, **attrs: object
+    ) -> str:
         out = output or self.name(op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
@@ -76,7 +78,9 @@ def _pool_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
     return 1 + (size + 2 * padding - kernel) // stride
 
 
-def _conv_affine(g: _Graph, x: str, shape: Shape, conv: ConvWeights, affine: AffineWeights) -> tuple[str, Shape]:
+def _conv_affine(
+    g: _Graph, x: str, shape: Shape, conv: ConvWeights, affine: AffineWeights
+) -> tuple[str, Shape]:
     """conv followed by affine, folded: W' = W * gamma, b' = b * gamma + beta."""
     gamma = affine.gamma.astype(np.float64)
     weights = conv.filters.astype(np.float64) * gamma[:, None, None, None]

@@ -119,7 +119,9 @@ class Analyser:
         yield from self._drain(pending, None)
 
     @staticmethod
-    def _drain(pending: dict[Future[Outcome], Any], mode: str | None) -> Iterator[tuple[Any, Outcome]]:
+    def _drain(
+        pending: dict[Future[Outcome], Any], mode: str | None
+    ) -> Iterator[tuple[Any, Outcome]]:
         done, _ = wait(pending, return_when=mode or "ALL_COMPLETED")
         for future in done:
             yield pending.pop(future), future.result()

@@ -148,9 +148,7 @@ class _Break:
     message: str
 
 
-def _walk(
-    path: Path, handle: Callable[[ArcWarcRecord, int], _T | None]
-) -> Iterator[_T | _Break]:
+def _walk(path: Path, handle: Callable[[ArcWarcRecord, int], _T | None]) -> Iterator[_T | _Break]:
     """Run `handle` on every record, yielding its results, then a `_Break` if the file is bad.
 
     A result is only yielded once its record proved complete, so a truncated image never
@@ -159,46 +157,47 @@ def _walk(
     """
     with _open_archive(path) as stream:
         records = ArchiveIterator(stream, arc2warc=False)
-        number, uri, offset = 0, "", 0
-        where = "uncompressed offset" if stream.gzipped else "offset"
+        unit = "uncompressed offset" if stream.gzipped else "offset"
+        position = "at the start of the archive"
         try:
-            for record in records:
-                number, offset = number + 1, records.offset
-                uri = _target_uri(record) or "(no URI)"
-                result = handle(record, offset)
-                records.read_to_end()
-                problem = _incomplete(record)
+            for number, record in enumerate(records, start=1):
+                start = records.offset
+                label = f"record #{number} ({_describe(record)}) at {unit} {start}"
+                position = f"in {label}"
+                result = handle(record, start)
+                problem = _finish(records, record)
                 if problem:
-                    yield _Break(f"record #{number} ({uri}) at {where} {offset} {problem}")
+                    yield _Break(f"{label} {problem}")
                     return
                 if result is not None:
                     yield result
+                position = f"after {label}"
             if stream.tell() > records.offset:
-                yield _Break(
-                    f"unreadable data after record #{number} ({uri}) "
-                    f"at {where} {records.offset}: truncated or not a record"
-                )
-        except (
-            ArchiveLoadFailed,
-            StatusAndHeadersParserException,
-            ChunkedDataException,
-            _ArchiveBroken,
-            zlib.error,
-        ) as exc:
+                yield _Break(f"unreadable data {position}: a truncated record or not a record")
+        except _ARCHIVE_ERRORS as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
-            yield _Break(
-                f"archive broken at or after record #{number} ({uri}) "
-                f"at {where} {offset}: {detail}"
-            )
+            yield _Break(f"archive broken {position}: {detail}")
 
 
-def _incomplete(record: ArcWarcRecord) -> str | None:
-    """Say why a fully drained record is damaged, or None if it is whole."""
+def _describe(record: ArcWarcRecord) -> str:
+    return _target_uri(record) or str(record.rec_type)
+
+
+def _finish(records: ArchiveIterator, record: ArcWarcRecord) -> str | None:
+    """Drain `record` and say why it is damaged, or None if it is whole.
+
+    warcio only warns (on stderr) about a record whose declared length does not land on the
+    record separator; its error counter is how that corruption is noticed here.
+    """
+    separator_errors = records.err_count
+    records.read_to_end()
     if record.format == "warc" and record.length is None:
-        return "has no valid Content-Length"
+        return "has no valid Content-Length: its headers are damaged or cut off"
     missing = getattr(record.raw_stream, "limit", 0)
     if missing > 0:
         return f"is truncated: {missing} of its {record.length} bytes are missing"
+    if records.err_count > separator_errors:
+        return "is not followed by a record separator: wrong Content-Length or inserted bytes"
     return None
 
 
@@ -211,6 +210,15 @@ class _ArchiveBroken(Exception):
     Deliberately not an EOFError: warcio treats EOFError as a clean end of archive, which
     would hide the damage.
     """
+
+
+_ARCHIVE_ERRORS = (
+    ArchiveLoadFailed,
+    StatusAndHeadersParserException,
+    ChunkedDataException,
+    _ArchiveBroken,
+    zlib.error,
+)
 
 
 class _ArchiveStream:
@@ -387,8 +395,9 @@ def _read_image(
         warc_file=file_name,
         warc_record_id=_record_id(record, file_name, offset),
         warc_digest=digest or computed,
-        error=None if data is not None else f"image payload is {size} bytes, over the "
-        f"max_bytes limit of {max_bytes}; not read",
+        error=None
+        if data is not None
+        else f"image payload is {size} bytes, over the max_bytes limit of {max_bytes}; not read",
     )
 
 

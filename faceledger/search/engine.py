@@ -90,7 +90,9 @@ def check_adult(face: FaceRecord, gate: AgeGate) -> None:
     """Refuse a probe that may show a minor: the review band is refused too at this level."""
     decision = gate.decide(face.age)
     if decision is Decision.REFUSE:
-        raise MinorProbe(f"the face is estimated at {face.age:.0f} years: minors are never searched")
+        raise MinorProbe(
+            f"the face is estimated at {face.age:.0f} years: minors are never searched"
+        )
     if decision is Decision.REVIEW:
         raise MinorProbe(
             f"the face is estimated at {face.age:.0f} years, too close to 18 to rule out a minor"
@@ -124,7 +126,9 @@ class SearchEngine:
                 hits += [(float(s), int(i), name) for i, s in zip(ids, scores, strict=True)]
             hits = sorted((h for h in hits if h[0] >= threshold), reverse=True)[:top_k]
             faces = repo.faces_with_images(session, [face_id for _, face_id, _ in hits])
-        return [_match(score, faces[face_id], name) for score, face_id, name in hits if face_id in faces]
+        return [
+            _match(score, faces[face_id], name) for score, face_id, name in hits if face_id in faces
+        ]
 
 
 def _match(score: float, face: Face, collection: str) -> Match:

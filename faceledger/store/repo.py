@@ -34,7 +34,9 @@ def list_collections(session: Session) -> list[tuple[Collection, int, int]]:
         .group_by(SourceImage.collection_id)
         .subquery()
     )
-    faces = select(Face.collection_id, func.count().label("n")).group_by(Face.collection_id).subquery()
+    faces = (
+        select(Face.collection_id, func.count().label("n")).group_by(Face.collection_id).subquery()
+    )
     rows = session.execute(
         select(Collection, func.coalesce(images.c.n, 0), func.coalesce(faces.c.n, 0))
         .outerjoin(images, images.c.collection_id == Collection.id)

@@ -1,0 +1,1 @@
+"""Policy checks that gate searching and indexing: roles, purposes, minors, opt-outs."""
