@@ -72,6 +72,7 @@ VARIANTS = [
     Variant("single chip p0.2, mean-1sd", (3,), lower),
     Variant("p0.2 + mirror, expected", (3, 8), expected),
     Variant("p0.15 + mirror, expected", (2, 7), expected),
+    Variant("p0.15 + mirror, mean-1sd", (2, 7), lower),
     Variant("p0.1/0.2 + mirrors (4), expected", (1, 3, 6, 8), expected),
     Variant("p0.1/0.2 + mirrors (4), mean-1sd", (1, 3, 6, 8), lower),
     Variant("p0.1-0.25 + mirrors (8), expected", (1, 2, 3, 4, 6, 7, 8, 9), expected),

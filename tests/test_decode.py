@@ -7,7 +7,6 @@ import io
 import pickle
 import random
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from faceledger.faces.decode import (
     decode_image,
     sniff_format,
 )
+from tests.hostile import png_chunk, png_claiming
 
 # At default limits Pillow's global bomb guard must never even warn about what we accept.
 pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
@@ -72,25 +72,6 @@ def rejected(data: bytes, limits: DecodeLimits | None = None) -> ImageRejected:
         decode_image(data) if limits is None else decode_image(data, limits)
     assert str(info.value)
     return info.value
-
-
-def png_chunk(tag: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(tag + payload)
-    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", crc)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A well-formed PNG (valid CRCs) declaring width x height 8-bit grey, with a tiny IDAT.
-
-    A real bomb would carry ~10 MB of deflated zeros; the header is what must be refused.
-    """
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 4096))
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def gif_with_screen(width: int, height: int) -> bytes:

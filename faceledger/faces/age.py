@@ -8,10 +8,11 @@ distributions are averaged, and the gate uses a lower bound rather than the mean
 
     gate age = expected age - one standard deviation of the averaged distribution
 
-The spread includes the chips' disagreement, so a face the model is unsure about is pushed
-towards review instead of being allowed. On the UTKFace calibration set this keeps every
-under-13 face at least 5 years below the allow cut-off while sending fewer adults to review
-than the plain expected age does (see `bench/age_gate.py` for the measured comparison).
+The spread includes the chips' disagreement, so a face the model is unsure about (a
+12-year-old in glasses reads 17 to 42 across its 8 chips) is sent to review instead of
+being allowed. On the calibration set, gating on this value rather than on the expected
+age of the same chips cuts the adults sent to review from 31% to 12% at equal protection
+of minors; `bench/age_gate.py` measures every variant tried.
 """
 
 from __future__ import annotations
