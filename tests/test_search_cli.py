@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from faceledger.cli import EXIT_BAD_IMAGE, EXIT_CHOOSE_FACE, EXIT_MINOR, EXIT_NO_FACE, app
+from faceledger.cli import app
+from faceledger.cli.app import EXIT_BAD_IMAGE, EXIT_CHOOSE_FACE, EXIT_REFUSED
 from faceledger.config import Settings
 from tests.faces import photos
 
@@ -81,7 +82,8 @@ def test_group_probe_requires_a_face_choice(
 def test_child_probe_is_refused(settings: Settings, gallery: Path, shared_data: Path) -> None:
     child = next((shared_data / "ages").glob("6_*.jpg"))
     code, answer = invoke(settings, "search", str(child), "-c", "news", "--face", "1", "--json")
-    assert code in (EXIT_MINOR, EXIT_NO_FACE)
+    assert code == EXIT_REFUSED
+    assert answer["error"] in ("minor", "no_face")
     assert "results" not in answer
 
 
@@ -93,7 +95,7 @@ def test_probe_without_face_and_hostile_probe(
     blank = tmp_path / "blank.png"
     Image.new("RGB", (300, 300), "white").save(blank)
     code, answer = invoke(settings, "search", str(blank), "-c", "news", "--json")
-    assert code == EXIT_NO_FACE and answer["error"] == "no_face"
+    assert code == EXIT_REFUSED and answer["error"] == "no_face"
     text = tmp_path / "notes.jpg"
     text.write_text("not an image at all")
     code, answer = invoke(settings, "search", str(text), "-c", "news", "--json")

@@ -1,28 +1,36 @@
-"""The `faceledger` command line: a thin layer over the services, one command per job."""
+"""Commands over the face engine: ingest, search, collections, demo."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from faceledger.config import Settings, load_settings
+from faceledger.cli.app import (
+    EXIT_BAD_IMAGE,
+    EXIT_CHOOSE_FACE,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    JsonOption,
+    WorkersOption,
+    app,
+    err,
+    fail,
+    out,
+    progress_bar,
+    settings_of,
+)
+from faceledger.config import Settings
 from faceledger.demo import plan_demo
-from faceledger.evaluate import runner
 from faceledger.faces.decode import DecodeLimits, ImageRejected
 from faceledger.ingest.files import expand, iter_items
 from faceledger.ingest.job import IngestJob, IngestSummary
 from faceledger.search.engine import (
     FaceChoiceRequired,
     Match,
-    MinorProbe,
-    NoFace,
     ProbeRefused,
     SearchEngine,
     UnknownCollection,
@@ -31,63 +39,6 @@ from faceledger.search.engine import (
 )
 from faceledger.store import repo
 from faceledger.workspace import Workspace
-
-EXIT_CHOOSE_FACE = 3
-EXIT_NO_FACE = 4
-EXIT_MINOR = 5
-EXIT_BAD_IMAGE = 6
-EXIT_NOT_FOUND = 7
-
-app = typer.Typer(
-    help="faceledger: a self-hosted face search engine with a ledger.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
-app.add_typer(eval_app, name="eval")
-
-err = Console(stderr=True)
-out = Console()
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object for machines.")]
-WorkersOption = Annotated[
-    int | None, typer.Option("--workers", "-w", help="Worker processes (default: all cores).")
-]
-
-
-def settings_of(ctx: typer.Context) -> Settings:
-    return ctx.obj
-
-
-@app.callback()
-def main(
-    ctx: typer.Context,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option("--data-dir", envvar="FACELEDGER_DATA_DIR", help="Where data is kept."),
-    ] = None,
-) -> None:
-    ctx.obj = load_settings(data_dir)
-
-
-def fail(message: str, code: int, as_json: bool, **extra: Any) -> typer.Exit:
-    if as_json:
-        print(json.dumps({"error": extra.pop("error", "error"), "message": message, **extra}))
-    else:
-        err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
 
 
 def run_ingest(
@@ -99,7 +50,7 @@ def run_ingest(
 ) -> IngestSummary:
     """Run an ingest job with a progress bar on stderr."""
     images, archives = expand(paths)
-    with _progress_bar() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("ingest", total=None if archives else len(images), status="")
 
         def update(summary: IngestSummary) -> None:
@@ -224,11 +175,8 @@ def search(
                 for n, f in enumerate(error.faces, 1)
             ],
         ) from None
-    except (NoFace, MinorProbe) as error:
-        code = EXIT_NO_FACE if isinstance(error, NoFace) else EXIT_MINOR
-        raise fail(str(error), code, as_json, error=error.code) from None
     except ProbeRefused as error:
-        raise fail(str(error), 1, as_json, error=error.code) from None
+        raise fail(str(error), EXIT_REFUSED, as_json, error=error.code) from None
     except UnknownCollection as error:
         raise fail(str(error), EXIT_NOT_FOUND, as_json, error="not_found") from None
     if as_json:
@@ -301,73 +249,3 @@ def demo(
         threshold=None,
         as_json=False,
     )
-
-
-def _counting(description: str) -> tuple[Progress, Any]:
-    progress = _progress_bar()
-    task = progress.add_task(description, total=None, status="")
-
-    def update(done: int, total: int) -> None:
-        progress.update(task, completed=done, total=total)
-
-    return progress, update
-
-
-def _print_report(report: dict[str, Any], as_json: bool, hide: tuple[str, ...] = ()) -> None:
-    if as_json:
-        print(json.dumps(report))
-        return
-    table = Table("measure", "value")
-    for key, value in report.items():
-        if key not in hide:
-            table.add_row(key, json.dumps(value))
-    out.print(table)
-
-
-@eval_app.command("verify")
-def eval_verify(
-    ctx: typer.Context,
-    pairs: Annotated[Path, typer.Argument(help="CSV with left,right,same.", exists=True)],
-    workers: WorkersOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Verification accuracy on a pairs file (cross-validated over its folds), AUC, TAR@FAR."""
-    settings = settings_of(ctx)
-    progress, update = _counting("embedding")
-    with progress:
-        report = runner.verify(pairs, settings, workers or settings.workers, update)
-    _print_report(report, as_json)
-
-
-@eval_app.command("identify")
-def eval_identify(
-    ctx: typer.Context,
-    folder: Annotated[Path, typer.Argument(help="Folder of Person/*.jpg.", exists=True)],
-    workers: WorkersOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Open-set identification: rank-1, rank-5 and false match rate at the default threshold."""
-    settings = settings_of(ctx)
-    progress, update = _counting("embedding")
-    with progress:
-        report = runner.identify(folder, settings, workers or settings.workers, update)
-    _print_report(report, as_json)
-
-
-@eval_app.command("age")
-def eval_age(
-    ctx: typer.Context,
-    folder: Annotated[Path, typer.Argument(help="Folder with labels.csv (file,age,...).")],
-    as_json: JsonOption = False,
-) -> None:
-    """Age error and the minors gate's decision for every labelled face."""
-    if not (folder / "labels.csv").is_file():
-        raise fail(f"{folder} has no labels.csv", EXIT_NOT_FOUND, as_json, error="not_found")
-    progress, update = _counting("estimating ages")
-    with progress:
-        report = runner.ages(folder, settings_of(ctx), progress=update)
-    _print_report(report, as_json, hide=("files",))
-
-
-if __name__ == "__main__":
-    sys.exit(app())

@@ -1,0 +1,5 @@
+"""`python -m faceledger.cli`."""
+
+from faceledger.cli import app
+
+app()

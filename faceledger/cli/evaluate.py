@@ -1,0 +1,92 @@
+"""`faceledger eval`: accuracy on labelled data (verification, identification, ages)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from faceledger.cli.app import (
+    EXIT_NOT_FOUND,
+    JsonOption,
+    WorkersOption,
+    app,
+    fail,
+    out,
+    progress_bar,
+    settings_of,
+)
+from faceledger.evaluate import runner
+
+eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+def _counting(description: str) -> tuple[Progress, Any]:
+    progress = progress_bar()
+    task = progress.add_task(description, total=None, status="")
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return progress, update
+
+
+def _print_report(report: dict[str, Any], as_json: bool, hide: tuple[str, ...] = ()) -> None:
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table("measure", "value")
+    for key, value in report.items():
+        if key not in hide:
+            table.add_row(key, json.dumps(value))
+    out.print(table)
+
+
+@eval_app.command("verify")
+def eval_verify(
+    ctx: typer.Context,
+    pairs: Annotated[Path, typer.Argument(help="CSV with left,right,same.", exists=True)],
+    workers: WorkersOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verification accuracy on a pairs file (cross-validated over its folds), AUC, TAR@FAR."""
+    settings = settings_of(ctx)
+    progress, update = _counting("embedding")
+    with progress:
+        report = runner.verify(pairs, settings, workers or settings.workers, update)
+    _print_report(report, as_json)
+
+
+@eval_app.command("identify")
+def eval_identify(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Folder of Person/*.jpg.", exists=True)],
+    workers: WorkersOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open-set identification: rank-1, rank-5 and false match rate at the default threshold."""
+    settings = settings_of(ctx)
+    progress, update = _counting("embedding")
+    with progress:
+        report = runner.identify(folder, settings, workers or settings.workers, update)
+    _print_report(report, as_json)
+
+
+@eval_app.command("age")
+def eval_age(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Folder with labels.csv (file,age,...).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Age error and the minors gate's decision for every labelled face."""
+    if not (folder / "labels.csv").is_file():
+        raise fail(f"{folder} has no labels.csv", EXIT_NOT_FOUND, as_json, error="not_found")
+    progress, update = _counting("estimating ages")
+    with progress:
+        report = runner.ages(folder, settings_of(ctx), progress=update)
+    _print_report(report, as_json, hide=("files",))

@@ -1,0 +1,1 @@
+"""The ledger: an append-only, hash-chained record of every action that matters."""
