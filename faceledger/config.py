@@ -25,7 +25,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(user_data_dir("faceledger")))
     database_url: str = ""
     # Cosine similarity of unit embeddings at or above which two faces are called a match.
-    match_threshold: float = 0.926
+    match_threshold: float = 0.9125
     # Detection scale: up to 2x within detect_max_side, tiny images up to detect_min_side.
     detect_min_side: int = 500
     detect_max_side: int = 1024

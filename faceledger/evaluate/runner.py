@@ -1,7 +1,8 @@
 """Accuracy runs over labelled data: verification pairs, open-set identification, ages.
 
-Each run embeds every image once (in worker processes), takes the face nearest the image
-centre (labelled data sets centre the labelled person) and hands scores to `metrics`.
+Each run embeds every image once (in worker processes) the way a search probe is embedded,
+takes the face nearest the image centre (labelled data sets centre the labelled person)
+and hands scores to `metrics`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def analyse_files(
     settings: Settings, paths: list[Path], workers: int, progress: Progress | None = None
 ) -> dict[Path, FaceRecord | None]:
     """The central face of every file (None where no face was found or the file is bad)."""
-    analyser = Analyser(settings, workers)
+    analyser = Analyser(settings, workers, probe=True)
     found: dict[Path, FaceRecord | None] = {}
     try:
         jobs = ((path, path.read_bytes()) for path in paths)
@@ -117,7 +118,7 @@ def identify(
 
 def age_of(pipeline: FacePipeline, path: Path) -> float:
     """Estimated age of the central face; a tight crop with no detection counts as one face."""
-    face = central_face(pipeline.analyse(path.read_bytes()))
+    face = central_face(pipeline.analyse(path.read_bytes(), probe=True))
     if face is not None:
         return face.age
     decoded = decode_image(path.read_bytes(), pipeline.limits)

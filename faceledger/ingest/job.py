@@ -66,17 +66,19 @@ class IngestSummary:
 Outcome = tuple[AnalysedImage | None, str | None, str | None]
 
 _worker_pipeline: FacePipeline | None = None
+_worker_probe = False
 
 
-def _init_worker(settings: Settings) -> None:
-    global _worker_pipeline
+def _init_worker(settings: Settings, probe: bool) -> None:
+    global _worker_pipeline, _worker_probe
     _worker_pipeline = FacePipeline(settings)
+    _worker_probe = probe
 
 
-def analyse(pipeline: FacePipeline, data: bytes) -> Outcome:
+def analyse(pipeline: FacePipeline, data: bytes, probe: bool) -> Outcome:
     """Run the pipeline, turning any failure into (None, reason, message)."""
     try:
-        return pipeline.analyse(data), None, None
+        return pipeline.analyse(data, probe=probe), None, None
     except ImageRejected as error:
         return None, error.reason, str(error)
     except Exception as error:  # a hostile image must never stop the job
@@ -85,21 +87,26 @@ def analyse(pipeline: FacePipeline, data: bytes) -> Outcome:
 
 def _analyse_in_worker(data: bytes) -> Outcome:
     assert _worker_pipeline is not None
-    return analyse(_worker_pipeline, data)
+    return analyse(_worker_pipeline, data, _worker_probe)
 
 
 class Analyser:
-    """Runs `analyse` inline (one worker) or in a process pool, with bounded work in flight."""
+    """Runs `analyse` inline (one worker) or in a process pool, with bounded work in flight.
 
-    def __init__(self, settings: Settings, workers: int) -> None:
+    `probe` treats every image as a probe (evaluation does: each image is known to show a
+    face); ingestion does not.
+    """
+
+    def __init__(self, settings: Settings, workers: int, *, probe: bool = False) -> None:
         self.workers = workers
+        self.probe = probe
         self._pipeline = FacePipeline(settings) if workers == 1 else None
         self._pool = (
             ProcessPoolExecutor(
                 workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(settings,),
+                initargs=(settings, probe),
             )
             if workers > 1
             else None
@@ -108,7 +115,7 @@ class Analyser:
     def run(self, jobs: Iterable[tuple[Any, bytes]]) -> Iterator[tuple[Any, Outcome]]:
         if self._pipeline is not None:
             for key, data in jobs:
-                yield key, analyse(self._pipeline, data)
+                yield key, analyse(self._pipeline, data, self.probe)
             return
         assert self._pool is not None
         pending: dict[Future[Outcome], Any] = {}

@@ -109,7 +109,7 @@ class SearchEngine:
 
     def probe_faces(self, data: bytes) -> list[FaceRecord]:
         """The faces of a probe image, largest first (raises ImageRejected for bad input)."""
-        faces = self.pipeline.analyse(data).faces
+        faces = self.pipeline.analyse(data, probe=True).faces
         return sorted(faces, key=lambda f: f.box.width * f.box.height, reverse=True)
 
     def search(
