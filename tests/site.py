@@ -225,10 +225,13 @@ class _Handler(BaseHTTPRequestHandler):
             site.times.setdefault((self.host, self.path), []).append(time.monotonic())
         path = self.path.split("?", 1)[0]
         handler = self._route(path)
-        if handler is None:
-            self._send(404, b"<html><title>Not found</title></html>", "text/html")
-        else:
-            handler()
+        try:
+            if handler is None:
+                self._send(404, b"<html><title>Not found</title></html>", "text/html")
+            else:
+                handler()
+        except OSError:  # the crawler hung up (timeouts, size caps): expected here
+            self.close_connection = True
 
     def _route(self, path: str) -> Callable[[], None] | None:
         site = self.site
@@ -304,7 +307,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ responses
 
-    def _send(self, status: int, body: bytes, kind: str, extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, kind: str, extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))

@@ -581,6 +581,7 @@ def test_cli_verify_exit_codes(
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["problem_seq"] == 33
+    assert invoke(settings, "checkpoint").exit_code == 1  # a broken chain is not signed
 
 
 def test_cli_checkpoint_export_and_show(

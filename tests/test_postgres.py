@@ -1,0 +1,76 @@
+"""The same store, index reconciliation, ingestion, search and ledger on a real PostgreSQL.
+
+CI starts a throwaway server (.ci/postgres.sh) and sets FACELEDGER_TEST_POSTGRES; each test
+gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from faceledger.config import Settings, load_settings
+from faceledger.faces.pipeline import FacePipeline
+from faceledger.ingest.files import expand, iter_items
+from faceledger.ingest.job import IngestJob
+from faceledger.ledger.log import append
+from faceledger.ledger.verify import verify
+from faceledger.search.engine import SearchEngine
+from faceledger.workspace import Workspace
+from tests.faces import photos
+
+SERVER = os.environ.get("FACELEDGER_TEST_POSTGRES")
+pytestmark = pytest.mark.skipif(
+    not SERVER, reason="set FACELEDGER_TEST_POSTGRES to a PostgreSQL URL (CI starts one)"
+)
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, model_dir: Path) -> Iterator[Settings]:
+    assert SERVER is not None
+    name = f"faceledger_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(SERVER).set(database=name).render_as_string(hide_password=False)
+    yield load_settings(tmp_path / "data", database_url=url, workers=1, model_dir=model_dir)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_migrations_and_ledger_on_postgres(pg_settings: Settings) -> None:
+    workspace = Workspace(pg_settings)
+    with workspace.sessions() as session:
+        assert session.bind is not None and session.bind.dialect.name == "postgresql"
+        for n in range(5):
+            append(session, actor="tester", action="test.step", payload={"n": n, "ü": "ok"})
+        session.commit()
+        assert verify(session, None).ok
+
+
+def test_ingest_and_search_on_postgres(
+    pg_settings: Settings, faces_dev: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for person in ("Angelina_Jolie", "Colin_Powell"):
+        for photo in photos(faces_dev, person)[1:3]:
+            (folder / photo.name).symlink_to(photo)
+    workspace = Workspace(pg_settings)
+    images, archives = expand([folder])
+    summary = IngestJob(workspace, "pg").run(iter_items(images, archives, 2**25))
+    assert summary.faces_indexed >= 4 and summary.errors == []
+    again = IngestJob(workspace, "pg").run(iter_items(images, archives, 2**25))
+    assert again.faces_indexed == 0 and again.skipped["already_indexed"] == 4
+
+    engine = SearchEngine(Workspace(pg_settings), FacePipeline(pg_settings))
+    probe = engine.probe_faces(photos(faces_dev, "Colin_Powell")[0].read_bytes())[0]
+    matches = engine.search(["pg"], probe.embedding, 5, pg_settings.match_threshold)
+    assert [m.image_url.rsplit("/", 1)[-1][:12] for m in matches] == ["Colin_Powell"] * 2
