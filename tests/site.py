@@ -152,6 +152,7 @@ class TestSite:
             "/lie-close",
             "/endless",
             "/bomb",
+            "/deep",
             "/missing",
             "/photos/linked.jpg",
             "/img/fake.jpg",
@@ -189,8 +190,9 @@ class TestSite:
 
     def chain(self, number: int) -> bytes:
         body = ""
-        if number + 1 < self.chain_pages:
-            body += f'<a href="/chain/{number + 1}">next</a><a href="/chain/{number + 2}">+2</a>'
+        for step in (1, 2):
+            if number + step < self.chain_pages:
+                body += f'<a href="/chain/{number + step}">next</a>'
         if self.chain_images:
             body += f'<img src="/chain-img/{number}.jpg" alt="chain {number}">'
         return _page(f"Chain {number}", body)
@@ -288,6 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/lie-close": lambda: self._lie(100_000, close=True),
             "/endless": self._endless,
             "/bomb": self._bomb,
+            "/deep": lambda: self._send(200, b"<html>" + b"<div>" * 50_000, "text/html"),
             "/img/fake.jpg": lambda: self._send(200, _page("Not an image", ""), "image/jpeg"),
             "/to-metadata": lambda: self._redirect("http://169.254.169.254/latest/meta-data/"),
             "/to-private": lambda: self._redirect("http://10.0.0.1/admin"),

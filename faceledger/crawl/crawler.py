@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.sqlite"
 STATS_FILE = "stats.json"
+LOCK_FILE = "crawl.lock"
 WARC_DIR = "warc"
 _PROGRESS_INTERVAL = 0.5
 
@@ -73,8 +75,28 @@ async def crawl(
     """
     config = config or CrawlConfig()
     guard = AddressGuard(config.allowed_cidrs, resolver, config.connect_timeout)
-    job = _Job(Path(job_dir), scope, config, progress, guard, network_backend)
-    return await job.run()
+    job_dir = Path(job_dir)
+    with _exclusive(job_dir):
+        job = _Job(job_dir, scope, config, progress, guard, network_backend)
+        return await job.run()
+
+
+@contextlib.contextmanager
+def _exclusive(job_dir: Path) -> Iterator[None]:
+    """Hold the job's lock file: two processes crawling one job would corrupt its state.
+
+    An advisory `flock` dies with its process, so a SIGKILLed crawl never leaves it stale.
+    """
+    job_dir.mkdir(parents=True, exist_ok=True)
+    with (job_dir / LOCK_FILE).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"crawl job {job_dir} is already running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class _Job:
@@ -268,6 +290,17 @@ class _Job:
             await self._archive(claim, result, None, ("done", "image"), None)
         elif result.kind == "html" and claim.kind == "page":
             content = await asyncio.to_thread(extract, result.body, result.url)
+            if content.hostile:
+                self.state.finish(
+                    url,
+                    "refused",
+                    "hostile_html",
+                    "markup nested too deeply to parse safely",
+                    http_status=status,
+                    nbytes=result.bytes_received,
+                    attempted=True,
+                )
+                return
             self._admit_refs(claim, content)
             metadata = _page_metadata(content, result)
             await self._archive(claim, result, metadata, ("done", "page"), None, content.title)

@@ -246,6 +246,8 @@ class _Inflater:
             out += chunk
             if len(out) > limit:
                 raise _TooLarge
+            if not chunk and self._z.unconsumed_tail == buffer:
+                return  # no progress possible: wait for more input
             buffer = self._z.unconsumed_tail
             if self._z.eof:
                 rest = self._z.unused_data
@@ -253,8 +255,6 @@ class _Inflater:
                     return
                 self._z = zlib.decompressobj(self._wbits)  # next gzip member
                 buffer = rest
-            elif not chunk and not buffer:
-                return
 
 
 def _inflater_for(content_encoding: str | None) -> _Inflater | None:

@@ -306,6 +306,17 @@ class CrawlState:
         rows = self._db.execute("SELECT page, image, alt FROM embeds ORDER BY rowid")
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def image_pages(self) -> dict[str, tuple[str, str | None]]:
+        """Canonical image URL -> (URL, title) of the first archived page embedding it."""
+        rows = self._db.execute(
+            "SELECT e.image, COALESCE(u.fetch_url, u.url), u.title FROM embeds e"
+            " JOIN urls u ON u.url = e.page WHERE u.status='done' ORDER BY e.rowid"
+        )
+        found: dict[str, tuple[str, str | None]] = {}
+        for image, page, title in rows:
+            found.setdefault(image, (page, title))
+        return found
+
     def shape_counts(self) -> list[tuple[str, int]]:
         rows = self._db.execute(
             "SELECT shape, COUNT(*) FROM urls WHERE shape IS NOT NULL GROUP BY shape"
