@@ -28,13 +28,14 @@ from warcio.archiveiterator import ArchiveIterator
 
 from faceledger.crawl import CrawlConfig, CrawlStats, Scope, crawl, read_stats
 from faceledger.crawl.crawler import STATE_FILE, STATS_FILE, WARC_DIR
-from faceledger.crawl.extract import extract, largest_candidate
+from faceledger.crawl.extract import extract
 from faceledger.crawl.fetch import _Inflater, _TooLarge, parse_retry_after, sniff_kind
 from faceledger.crawl.guard import AddressGuard, GuardedBackend, Refused, check_url
 from faceledger.crawl.items import iter_crawl_items
 from faceledger.crawl.robots import RobotsRules
 from faceledger.crawl.scope import ShapeCounter, canonicalize, url_shape
 from faceledger.crawl.state import CrawlState
+from faceledger.html_refs import largest_candidate
 from faceledger.ingest.warc import iter_warc
 from tests.site import HOST_A, HOST_B, HOST_C, TestSite, make_jpeg
 

@@ -62,7 +62,7 @@ def test_sigkill_then_rerun_indexes_every_face_once(
 ) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
-    for person in people_with(faces_dev, 4, 12):
+    for person in people_with(faces_dev, 4, 16):
         for photo in person[:4]:
             (folder / photo.name).symlink_to(photo)
     killed = load_settings(tmp_path / "killed", model_dir=model_dir)
@@ -76,7 +76,7 @@ def test_sigkill_then_rerun_indexes_every_face_once(
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     partial = face_count(killed)
-    assert 8 <= partial < 48
+    assert 8 <= partial < 64
 
     rerun = cli(killed, *args)
     summary = json.loads(rerun.communicate(timeout=600)[0])

@@ -10,6 +10,7 @@ import base64
 import gzip
 import hashlib
 import io
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import pytest
 from PIL import Image
 from warc_fixtures import Capture, write_arc, write_warc
 
+from faceledger.faces.decode import sniff_format
 from faceledger.ingest.items import SourceItem
-from faceledger.ingest.warc import MAX_REFS_PER_PAGE, iter_warc, sniff_image
+from faceledger.ingest.warc import MAX_REFS_PER_PAGE, iter_warc
 
 SITE = "http://example.com"
 CAPTURED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -110,7 +112,7 @@ def test_resource_records_are_images_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"])
 def test_every_supported_format_is_sniffed(tmp_path: Path, fmt: str) -> None:
     body = picture(fmt)
-    assert sniff_image(body[:64]) == fmt.lower()
+    assert sniff_format(body[:64]) == fmt
     path = write_warc(
         tmp_path / "fmt.warc.gz", images=[(f"{SITE}/x", body, "application/octet-stream")]
     ).path
@@ -120,9 +122,20 @@ def test_every_supported_format_is_sniffed(tmp_path: Path, fmt: str) -> None:
     assert item.data == body
 
 
-def test_sniffing_rejects_text_that_merely_starts_like_bmp() -> None:
-    assert sniff_image(b"BMW owners club - photos of my car") is None
-    assert sniff_image(b"") is None
+def test_payloads_that_merely_start_like_an_image_are_skipped(tmp_path: Path) -> None:
+    # The decoder's own sniffing decides, so nothing is yielded that it would call not_an_image.
+    riff_not_webp = b"RIFF\x10\x00\x00\x00WEBPJUNK" + bytes(8)
+    path = write_warc(
+        tmp_path / "fake.warc.gz",
+        images=[
+            (f"{SITE}/bmw.bmp", b"BMW owners club - photos of my car", "image/bmp"),
+            (f"{SITE}/fake.webp", riff_not_webp, "image/webp"),
+            (f"{SITE}/empty.jpg", b"", "image/jpeg"),
+            (f"{SITE}/real.jpg", JPEG, "image/jpeg"),
+        ],
+    ).path
+
+    assert [item.image_url for item in images_of(path)] == [f"{SITE}/real.jpg"]
 
 
 # --------------------------------------------------------------------------- what is skipped
@@ -329,7 +342,7 @@ def test_hostile_html_is_survived_and_capped(tmp_path: Path) -> None:
             f"{SITE}/flood",
             f"<title>Flood</title><img src='/early.jpg'>{flood}<img src='/late.jpg'>",
         ),
-        (f"{SITE}/broken", broken + "<img src=/ok.jpg>" + "<div>" * 20_000),
+        (f"{SITE}/broken", broken + "<img src=/ok.jpg>" + "<div>" * 2_000),
         (f"{SITE}/nul", "<html>\x00\x00<img src=/nul.jpg>\ufffd</html>"),
         (f"{SITE}/srcset", "<img srcset='" + ", " * 50_000 + "s.jpg 1x (((, t.jpg'>"),
     ]
@@ -342,6 +355,19 @@ def test_hostile_html_is_survived_and_capped(tmp_path: Path) -> None:
     assert links[f"{SITE}/ok.jpg"][0] == f"{SITE}/broken"
     assert links[f"{SITE}/nul.jpg"][0] == f"{SITE}/nul"
     assert links[f"{SITE}/s.jpg"][0] == f"{SITE}/srcset"
+
+
+def test_deeply_nested_page_contributes_no_links_and_does_not_stall(tmp_path: Path) -> None:
+    # 200,000 nested divs take lexbor minutes; the parse_cost guard refuses the page instead.
+    deep = "<title>Deep</title><img src='/deep.jpg'>" + "<div>" * 200_000
+    pages = [(f"{SITE}/deep", deep), (f"{SITE}/fine", "<title>Fine</title><img src='/fine.jpg'>")]
+
+    started = time.monotonic()
+    links = linked(tmp_path, pages, [f"{SITE}/deep.jpg", f"{SITE}/fine.jpg"])
+
+    assert time.monotonic() - started < 10  # generous: the guard is one linear pass
+    assert links[f"{SITE}/deep.jpg"] == (None, None)
+    assert links[f"{SITE}/fine.jpg"] == (f"{SITE}/fine", "Fine")
 
 
 # --------------------------------------------------------------------------- size cap

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from faceledger.cli.app import (
@@ -26,17 +26,16 @@ eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_hel
 app.add_typer(eval_app, name="eval")
 
 
-def _counting(description: str) -> tuple[Progress, Any]:
-    progress = progress_bar()
-    task = progress.add_task(description, total=None, status="")
-
-    def update(done: int, total: int) -> None:
-        progress.update(task, completed=done, total=total)
-
-    return progress, update
-
-
-def _print_report(report: dict[str, Any], as_json: bool, hide: tuple[str, ...] = ()) -> None:
+def _run(
+    description: str,
+    job: Callable[[runner.Progress], dict[str, Any]],
+    as_json: bool,
+    hide: tuple[str, ...] = (),
+) -> None:
+    """Run an evaluation under a progress bar, then print its report (a table, or JSON)."""
+    with progress_bar() as progress:
+        task = progress.add_task(description, total=None, status="")
+        report = job(lambda done, total: progress.update(task, completed=done, total=total))
     if as_json:
         print(json.dumps(report))
         return
@@ -56,10 +55,8 @@ def eval_verify(
 ) -> None:
     """Verification accuracy on a pairs file (cross-validated over its folds), AUC, TAR@FAR."""
     settings = settings_of(ctx)
-    progress, update = _counting("embedding")
-    with progress:
-        report = runner.verify(pairs, settings, workers or settings.workers, update)
-    _print_report(report, as_json)
+    count = workers or settings.workers
+    _run("embedding", lambda update: runner.verify(pairs, settings, count, update), as_json)
 
 
 @eval_app.command("identify")
@@ -71,10 +68,8 @@ def eval_identify(
 ) -> None:
     """Open-set identification: rank-1, rank-5 and false match rate at the default threshold."""
     settings = settings_of(ctx)
-    progress, update = _counting("embedding")
-    with progress:
-        report = runner.identify(folder, settings, workers or settings.workers, update)
-    _print_report(report, as_json)
+    count = workers or settings.workers
+    _run("embedding", lambda update: runner.identify(folder, settings, count, update), as_json)
 
 
 @eval_app.command("age")
@@ -86,7 +81,10 @@ def eval_age(
     """Age error and the minors gate's decision for every labelled face."""
     if not (folder / "labels.csv").is_file():
         raise fail(f"{folder} has no labels.csv", EXIT_NOT_FOUND, as_json, error="not_found")
-    progress, update = _counting("estimating ages")
-    with progress:
-        report = runner.ages(folder, settings_of(ctx), progress=update)
-    _print_report(report, as_json, hide=("files",))
+    settings = settings_of(ctx)
+    _run(
+        "estimating ages",
+        lambda update: runner.ages(folder, settings, progress=update),
+        as_json,
+        hide=("files",),
+    )

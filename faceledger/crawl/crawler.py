@@ -33,7 +33,7 @@ from typing import Any
 import httpcore
 
 from faceledger.crawl.config import CrawlConfig
-from faceledger.crawl.extract import PageContent, extract
+from faceledger.crawl.extract import extract
 from faceledger.crawl.fetch import Fetcher, FetchError, FetchResult
 from faceledger.crawl.guard import AddressGuard, Refused, Resolver, guarded_transport
 from faceledger.crawl.robots import RobotsCache
@@ -41,6 +41,7 @@ from faceledger.crawl.scope import Scope, ShapeCounter, canonicalize, host_of, u
 from faceledger.crawl.state import Claim, CrawlState, NewUrl
 from faceledger.crawl.stats import CrawlStats, write_stats
 from faceledger.crawl.warcout import WarcFileWriter, Written, recover, warc_name
+from faceledger.html_refs import PageContent
 
 __all__ = ["STATE_FILE", "STATS_FILE", "WARC_DIR", "crawl"]
 

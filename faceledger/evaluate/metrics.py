@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -341,26 +342,22 @@ class GallerySplit:
     enrolled_probes: np.ndarray
     """Remaining images of enrolled identities: scored for rank-k identification."""
     unenrolled_probes: np.ndarray
-    """All images of held-out identities: scored for the false match rate."""
+    """Images of people with a single image (not enrolled): scored for the false match rate."""
 
 
 def split_gallery(labels: Sequence[str], paths: Sequence[str]) -> GallerySplit:
     """Deterministic open-set split of a labelled image set (e.g. ``Person/*.jpg`` folders).
 
-    Protocol:
+    Protocol (every image is used exactly once):
 
-    1. Identities are sorted by name. Those at even positions (0, 2, 4, ...) are *enrolled*;
-       those at odd positions are *held out* and never enter the gallery.
-    2. Each enrolled identity contributes exactly one gallery image, its first path in sorted
-       order; its other images are probes for rank-k identification. Enrolled identities with
-       a single image still sit in the gallery, as distractors for everyone else.
-    3. Every image of a held-out identity is an unenrolled probe: its best gallery score
-       should stay below the match threshold, which ``false_match_rate`` measures.
+    1. Each identity with two or more images is *enrolled*: its first image in sorted path
+       order is its one gallery image, its other images are probes for rank-k identification.
+    2. Each identity with a single image is *not enrolled*: that image is a probe of a person
+       who is not in the gallery, whose best gallery score should stay below the match
+       threshold, which ``false_match_rate`` measures.
 
-    Held-out identities are needed because a closed-set split has no "not in gallery" probes
-    (people with one image can only be gallery entries). Everything depends only on names
-    and paths, never on input order or randomness, so one embedding pass over the folder
-    yields reproducible rank-k and false-match numbers.
+    Everything depends only on names and paths, never on input order or randomness, so one
+    embedding pass over the folder yields reproducible rank-k and false-match numbers.
     """
     if len(labels) != len(paths):
         raise ValueError(f"{len(labels)} labels for {len(paths)} paths")
@@ -375,7 +372,7 @@ def split_gallery(labels: Sequence[str], paths: Sequence[str]) -> GallerySplit:
     unenrolled: list[int] = []
     for person in sorted(by_person):
         rows = sorted(by_person[person], key=lambda r: (str(paths[r]), r))
-        if person % 2 == 1:
+        if len(rows) == 1:
             unenrolled.extend(rows)
         else:
             gallery.append(rows[0])
@@ -393,12 +390,15 @@ def open_set_report(
     paths: Sequence[str],
     threshold: float,
     ranks: Sequence[int] = (1, 5),
-) -> dict[str, float]:
+    also_at: Sequence[float] = (),
+) -> dict[str, Any]:
     """Rank-k rates and false match rate from one embedding per image, via ``split_gallery``.
 
-    Keys: ``rank{k}`` for each k in ``ranks``, ``false_match_rate`` (at ``threshold``), and
-    the counts ``n_gallery``, ``n_probes``, ``n_unenrolled`` (as floats) so a report can say
-    what the rates are over.
+    Keys: ``rank{k}`` for each k in ``ranks``, ``false_match_rate`` (at ``threshold``),
+    ``false_match_rate_at`` (threshold -> rate, for each of ``also_at``: 1:N search needs a
+    stricter threshold than 1:1 verification, and this shows how much), and the counts
+    ``n_gallery``, ``n_probes``, ``n_unenrolled`` (as floats) so a report can say what the
+    rates are over.
     """
     e = np.asarray(embeddings)
     if e.ndim != 2 or e.shape[0] != len(labels):
@@ -407,7 +407,7 @@ def open_set_report(
     if split.enrolled_probes.size == 0:
         raise ValueError("no enrolled identity has a second image to use as a probe")
     if split.unenrolled_probes.size == 0:
-        raise ValueError("no held-out identities: need at least two people")
+        raise ValueError("no identity with a single image to serve as a non-enrolled probe")
     gallery = e[split.gallery]
     g_labels = [labels[i] for i in split.gallery]
     rates = identification(
@@ -417,8 +417,10 @@ def open_set_report(
         [labels[i] for i in split.enrolled_probes],
         ranks,
     )
-    report = {f"rank{k}": v for k, v in rates.items()}
-    report["false_match_rate"] = false_match_rate(gallery, e[split.unenrolled_probes], threshold)
+    best = best_gallery_scores(gallery, e[split.unenrolled_probes])
+    report: dict[str, Any] = {f"rank{k}": v for k, v in rates.items()}
+    report["false_match_rate"] = float(np.mean(best >= threshold))
+    report["false_match_rate_at"] = {str(t): float(np.mean(best >= t)) for t in also_at}
     report["n_gallery"] = float(split.gallery.size)
     report["n_probes"] = float(split.enrolled_probes.size)
     report["n_unenrolled"] = float(split.unenrolled_probes.size)

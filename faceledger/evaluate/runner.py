@@ -112,6 +112,7 @@ def identify(
         [path.parent.name for path, _ in kept],
         [str(path) for path, _ in kept],
         settings.match_threshold,
+        also_at=(0.92, 0.93, 0.94, 0.95),
     )
     return {**report, "threshold": settings.match_threshold, "no_face": len(files) - len(kept)}
 

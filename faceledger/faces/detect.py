@@ -66,13 +66,15 @@ class FaceDetector:
         )
         self._landmarks = dlib.shape_predictor(str(model_files.landmarks_5()))
 
-    def _raw(self, image: np.ndarray, retry: bool) -> list[tuple[dlib.rectangle, float]]:
+    def _raw(
+        self, image: np.ndarray, upsample: int, retry: bool
+    ) -> list[tuple[dlib.rectangle, float]]:
         if self._hog is None:
             assert self._cnn is not None
-            return [(d.rect, float(d.confidence)) for d in self._cnn(image, 0)]
-        rects, scores, _ = self._hog.run(image, 0, 0.0)
+            return [(d.rect, float(d.confidence)) for d in self._cnn(image, upsample)]
+        rects, scores, _ = self._hog.run(image, upsample, 0.0)
         if not rects and retry:
-            rects, scores, _ = self._hog.run(image, 0, RETRY_THRESHOLD)
+            rects, scores, _ = self._hog.run(image, upsample, RETRY_THRESHOLD)
         return list(zip(rects, scores, strict=True))
 
     def detect(self, rgb: np.ndarray, *, retry: bool = False) -> list[Detection]:
@@ -85,8 +87,12 @@ class FaceDetector:
         """
         height, width = rgb.shape[:2]
         scale = working_scale(width, height, self.min_side, self.max_side)
+        # dlib's own 2x pyramid step is faster than enlarging the image ourselves.
+        upsample = 1 if scale >= UPSAMPLE else 0
+        scale = scale / UPSAMPLE if upsample else scale  # dlib maps its boxes back itself
+        image = _resized(rgb, scale)
         found: list[Detection] = []
-        for rect, score in self._raw(_resized(rgb, scale), retry):
+        for rect, score in self._raw(image, upsample, retry):
             left = max(0, round(rect.left() / scale))
             top = max(0, round(rect.top() / scale))
             right = min(width - 1, round(rect.right() / scale))

@@ -1,8 +1,9 @@
 """An ingestion job: items -> face pipeline (in worker processes) -> store + index.
 
-Resumable by construction: each image and its faces are committed in one transaction,
-keyed by (collection, content hash), so a re-run skips what is already in and a killed
-run loses at most the images in flight. The index is reconciled with the store on open.
+Resumable by construction: an image and its faces are stored together (in one savepoint of
+a batch transaction), keyed by (collection, content hash), so a re-run skips what is
+already in and a killed run loses at most the last uncommitted batch. Faces reach the
+index only after their commit, and the index is reconciled with the store on open.
 """
 
 from __future__ import annotations
@@ -18,16 +19,21 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from faceledger.config import Settings
 from faceledger.faces.decode import ImageRejected
 from faceledger.faces.pipeline import AnalysedImage, FacePipeline
+from faceledger.faces.types import FaceRecord
+from faceledger.index.local import LocalIndex
 from faceledger.ingest.items import SourceItem
 from faceledger.policy.minors import DEFAULT_AGE_GATE, AgeGate, Decision
 from faceledger.store import repo
 from faceledger.workspace import Workspace
 
 SAVE_EVERY = 500
+COMMIT_EVERY = 32
+COMMIT_SECONDS = 2.0
 
 
 @dataclass
@@ -140,6 +146,14 @@ class Analyser:
 
 @dataclass
 class IngestJob:
+    """Index items into a collection; see the module docstring for the consistency rules.
+
+    Stored images are committed in small batches (every `COMMIT_EVERY` images or
+    `COMMIT_SECONDS`), each image in a savepoint of its own, so a duplicate stored by a
+    concurrent job costs only that image, and a kill loses at most one batch, which a
+    re-run redoes.
+    """
+
     workspace: Workspace
     collection: str
     gate: AgeGate = DEFAULT_AGE_GATE
@@ -152,26 +166,27 @@ class IngestJob:
         started = time.perf_counter()
         with self.workspace.sessions() as session:
             collection_id = repo.ensure_collection(session, self.collection).id
-        index = self.workspace.index(collection_id)
-        analyser = Analyser(self.workspace.settings, self.workers)
-        in_flight: set[str] = set()
-        try:
-            jobs = self._admit(items, collection_id, summary, in_flight)
-            for count, ((item, digest), outcome) in enumerate(analyser.run(jobs), 1):
-                in_flight.discard(digest)
-                summary.images += 1
-                self._store(item, digest, outcome, collection_id, summary)
-                if count % SAVE_EVERY == 0:
-                    index.save()
-                self._tick(summary)
-        finally:
-            analyser.close()
-            index.save()
-            summary.seconds = time.perf_counter() - started
+            index = self.workspace.index(collection_id)
+            analyser = Analyser(self.workspace.settings, self.workers)
+            batch = _Batch(session, index)
+            in_flight: set[str] = set()
+            try:
+                jobs = self._admit(session, items, collection_id, summary, in_flight)
+                for (item, digest), outcome in analyser.run(jobs):
+                    in_flight.discard(digest)
+                    summary.images += 1
+                    self._store(session, batch, item, digest, outcome, collection_id, summary)
+                    batch.maybe_commit()
+                    self._tick(summary)
+            finally:
+                analyser.close()
+                batch.close()
+                summary.seconds = time.perf_counter() - started
         return summary
 
     def _admit(
         self,
+        session: Session,
         items: Iterable[SourceItem],
         collection_id: int,
         summary: IngestSummary,
@@ -185,8 +200,7 @@ class IngestJob:
                 self._tick(summary)
                 continue
             digest = hashlib.sha256(item.data).hexdigest()
-            with self.workspace.sessions() as session:
-                existing = repo.image_by_hash(session, collection_id, digest)
+            existing = repo.image_by_hash(session, collection_id, digest)
             if existing is not None or digest in in_flight:
                 same = existing is not None and existing.image_url == item.image_url
                 summary.skip("already_indexed" if same else "duplicate")
@@ -200,18 +214,8 @@ class IngestJob:
         if self.on_item:
             self.on_item(summary)
 
-    def _store(
-        self,
-        item: SourceItem,
-        digest: str,
-        outcome: Outcome,
-        collection_id: int,
-        summary: IngestSummary,
-    ) -> None:
-        analysed, reason, message = outcome
-        if analysed is None:
-            summary.error(item.image_url, reason or "failed", message or "")
-            return
+    def _kept_faces(self, analysed: AnalysedImage, summary: IngestSummary) -> list[FaceRecord]:
+        """The faces the minors gate lets in; the others are only counted."""
         kept = []
         for face in analysed.faces:
             decision = self.gate.decide(face.age)
@@ -223,19 +227,68 @@ class IngestJob:
                 kept.append(face)
         if not analysed.faces:
             summary.skip("no_face")
-        with self.workspace.sessions() as session:
-            try:
-                added = repo.add_image(
-                    session, collection_id, item, digest, (analysed.width, analysed.height), kept
-                )
-                session.commit()
-            except IntegrityError:  # another job stored the same image meanwhile
-                session.rollback()
-                summary.skip("duplicate")
-                return
+        return kept
+
+    def _store(
+        self,
+        session: Session,
+        batch: _Batch,
+        item: SourceItem,
+        digest: str,
+        outcome: Outcome,
+        collection_id: int,
+        summary: IngestSummary,
+    ) -> None:
+        analysed, reason, message = outcome
+        if analysed is None:
+            summary.error(item.image_url, reason or "failed", message or "")
+            return
+        kept = self._kept_faces(analysed, summary)
+        size = (analysed.width, analysed.height)
+        try:
+            with session.begin_nested():
+                added = repo.add_image(session, collection_id, item, digest, size, kept)
+        except IntegrityError:  # another job stored the same image meanwhile
+            summary.skip("duplicate")
+            return
+        batch.added(added)
         if added:
-            self.workspace.index(collection_id).add(
-                np.array([face_id for face_id, _ in added]), np.stack([v for _, v in added])
-            )
             summary.images_with_faces += 1
             summary.faces_indexed += len(added)
+
+
+class _Batch:
+    """Commits stored images in batches and only then adds their faces to the index."""
+
+    def __init__(self, session: Session, index: LocalIndex) -> None:
+        self.session = session
+        self.index = index
+        self.images = 0
+        self.since_save = 0
+        self.faces: list[tuple[int, np.ndarray]] = []
+        self.opened = time.monotonic()
+
+    def added(self, faces: list[tuple[int, np.ndarray]]) -> None:
+        self.images += 1
+        self.faces += faces
+
+    def maybe_commit(self) -> None:
+        if self.images >= COMMIT_EVERY or time.monotonic() - self.opened > COMMIT_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        self.session.commit()
+        if self.faces:
+            self.index.add(
+                np.array([face_id for face_id, _ in self.faces]),
+                np.stack([vector for _, vector in self.faces]),
+            )
+        self.since_save += self.images
+        if self.since_save >= SAVE_EVERY:
+            self.index.save()
+            self.since_save = 0
+        self.images, self.faces, self.opened = 0, [], time.monotonic()
+
+    def close(self) -> None:
+        self.commit()
+        self.index.save()

@@ -1,13 +1,20 @@
 """Web archives (WARC and ARC, gzipped or not) as an ingestion source.
 
 `iter_warc` yields one `SourceItem` per captured image. An image is whatever *payload* starts
-with image magic bytes: servers mislabel Content-Type often enough that trusting it would both
-miss real images and feed HTML to the face pipeline.
+with the magic bytes of a format the decoder accepts (`faceledger.faces.decode.sniff_format`,
+the same test the crawler and the decoder apply): servers mislabel Content-Type often enough
+that trusting it would both miss real images and feed HTML to the face pipeline.
 
 Each image is linked to the page that embeds it. Pages may be stored after their images, so the
 archive is read twice: pass one indexes HTML pages into a map of image URL -> page (URLs and
 titles only, never image bytes); pass two streams the images and looks each one up. Memory is
 bounded by the number of references indexed, not by the archive's size.
+
+Pages are read by `faceledger.html_refs`, the parser the crawler uses too, with this module's
+policy: every srcset candidate counts (whichever resolution was archived must match), lazy
+`data-src` attributes are not read, and plain links are a weaker claim than embeds. A page
+whose markup would stall the parser (`html_refs.parse_cost`) contributes no references; the
+archive goes on.
 
 A damaged archive is not an exception: the items read before the damage are yielded, then one
 item with `error` saying where it broke, so an ingest job counts the error and moves on. Only a
@@ -31,15 +38,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, TypeVar
-from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
+from urllib.parse import urldefrag, urlsplit, urlunsplit
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataException
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeadersParserException
 
+from faceledger.faces.decode import sniff_format
+from faceledger.html_refs import RefRules, read_page
 from faceledger.ingest.items import SourceItem
 
 __all__ = [
@@ -47,7 +55,6 @@ __all__ = [
     "MAX_PAGE_BYTES",
     "MAX_REFS_PER_PAGE",
     "iter_warc",
-    "sniff_image",
 ]
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -62,19 +69,12 @@ MAX_REFS_PER_PAGE = 10_000
 MAX_INDEXED_REFS = 2_000_000
 """Cap on the whole page index, so a huge crawl cannot exhaust memory in pass one."""
 
-_MAX_TITLE_CHARS = 500
 _SNIFF_BYTES = 64
 _CHUNK_BYTES = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _HTML_STARTS = (b"<!doctype html", b"<html")
-_META_IMAGE_KEYS = frozenset(
-    {"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"}
-)
 _ARC_FIRST_LINE = re.compile(rb"^\S+://\S* \S+ \d{8,14} \S+ \d+\r?\n")
-_SRCSET_URL = re.compile(r"[\s,]*(\S+)")
-_SRCSET_DESCRIPTORS = re.compile(r"(?:[^,(]|\([^)]*\)?)*")
-_BMP_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 
 _T = TypeVar("_T")
 
@@ -93,27 +93,6 @@ def iter_warc(path: Path | str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[
         raise ValueError(f"max_bytes must be positive, got {max_bytes}")
     _check_is_archive(path)
     return _iter_items(path, max_bytes)
-
-
-def sniff_image(head: bytes) -> str | None:
-    """Name the image format `head` (a payload's first bytes) starts with, or None.
-
-    Only formats the face pipeline can decode are recognised; BMP's two-byte magic is too weak
-    on its own, so its DIB header size is checked as well.
-    """
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return "tiff"
-    if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
-        return "bmp"
-    return None
 
 
 # --------------------------------------------------------------------------- the two passes
@@ -379,7 +358,7 @@ def _read_image(
         return None
     stream = record.content_stream()
     head = _read_at_most(stream, _SNIFF_BYTES)
-    if sniff_image(head) is None:
+    if sniff_format(head) is None:
         return None
     digest = _header_digest(record)
     data, size, computed = _read_capped(stream, head, max_bytes, want_digest=digest is None)
@@ -489,7 +468,7 @@ def _read_page(record: ArcWarcRecord, offset: int) -> _Page | None:
         return None
     stream = record.content_stream()
     head = _read_at_most(stream, _SNIFF_BYTES)
-    if sniff_image(head) is not None or not _looks_like_html(meta.content_type, head):
+    if sniff_format(head) is not None or not _looks_like_html(meta.content_type, head):
         return None
     html = head + _read_at_most(stream, MAX_PAGE_BYTES - len(head))
     return _parse_page(urldefrag(meta.uri).url, html)
@@ -503,107 +482,9 @@ def _looks_like_html(content_type: str | None, head: bytes) -> bool:
 
 
 def _parse_page(url: str, html: bytes) -> _Page:
-    """Title and image references of one page; broken markup only costs its own links."""
-    try:
-        tree = LexborHTMLParser(html, encoding=True)
-        base = _base_url(tree, url)
-        embeds, links = _page_refs(tree.root, base)
-        title = _title(tree)
-    except Exception:  # a page the parser chokes on must not stop the archive
-        return _Page(url, None, [], [])
-    return _Page(url, title, embeds, links)
-
-
-def _base_url(tree: LexborHTMLParser, page_url: str) -> str:
-    """The document's base URL: the first `<base href>`, resolved against the page URL."""
-    node = tree.css_first("base[href]")
-    href = (node.attributes.get("href") or "").strip() if node else ""
-    if not href:
-        return page_url
-    try:
-        base = urljoin(page_url, href)
-    except ValueError:
-        return page_url
-    return base if urlsplit(base).scheme.lower() in ("http", "https") else page_url
-
-
-def _title(tree: LexborHTMLParser) -> str | None:
-    node = tree.css_first("title")
-    if node is None:
-        return None
-    title = " ".join(node.text().split())[:_MAX_TITLE_CHARS]
-    return title or None
-
-
-def _page_refs(root: LexborNode | None, base: str) -> tuple[list[str], list[str]]:
-    """(embedded image refs, `a href` refs) in document order, each deduplicated and capped.
-
-    One lazy traversal instead of several CSS queries, so a page with a million tags stops
-    being walked once both caps are reached.
-    """
-    embeds: dict[str, None] = {}
-    links: dict[str, None] = {}
-    if root is None:
-        return [], []
-    for node in root.traverse():
-        tag = node.tag
-        if tag == "a":
-            _add_ref(links, base, node.attributes.get("href"))
-        elif tag in ("img", "source", "meta"):
-            for ref in _embedded_refs(node, tag):
-                _add_ref(embeds, base, ref)
-        if len(embeds) >= MAX_REFS_PER_PAGE and len(links) >= MAX_REFS_PER_PAGE:
-            break
-    return list(embeds), list(links)
-
-
-def _embedded_refs(node: LexborNode, tag: str) -> list[str]:
-    """Raw image URLs one `img`, `picture > source` or image `meta` tag points at."""
-    attrs = node.attributes
-    if tag == "img":
-        return [u for u in (attrs.get("src"), *_srcset_urls(attrs.get("srcset"))) if u]
-    if tag == "source":
-        parent = node.parent
-        if parent is None or parent.tag != "picture":
-            return []  # video/audio sources are not images
-        return _srcset_urls(attrs.get("srcset"))
-    key = (attrs.get("property") or attrs.get("name") or "").strip().lower()
-    content = attrs.get("content")
-    return [content] if key in _META_IMAGE_KEYS and content else []
-
-
-def _srcset_urls(srcset: str | None) -> list[str]:
-    """Every candidate URL in a srcset, split as the HTML spec does (URLs may hold commas)."""
-    urls: list[str] = []
-    if not srcset:
-        return urls
-    position = 0
-    while len(urls) < MAX_REFS_PER_PAGE:
-        match = _SRCSET_URL.match(srcset, position)
-        if match is None:
-            break
-        url, position = match.group(1), match.end()
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            descriptors = _SRCSET_DESCRIPTORS.match(srcset, position)
-            position = descriptors.end() if descriptors else len(srcset)
-        if url:
-            urls.append(url)
-    return urls
-
-
-def _add_ref(refs: dict[str, None], base: str, ref: str | None) -> None:
-    """Resolve `ref` against `base` and add its key, unless capped or not http(s)."""
-    if not ref or len(refs) >= MAX_REFS_PER_PAGE:
-        return
-    try:
-        absolute = urljoin(base, ref.strip())
-    except ValueError:
-        return
-    key = _url_key(absolute)
-    if key:
-        refs[key] = None
+    """Title and image references of one page; bad or hostile markup only costs its own refs."""
+    content = read_page(html, url, _PAGE_RULES)
+    return _Page(url, content.title, [image.url for image in content.images], content.links)
 
 
 def _url_key(url: str) -> str | None:
@@ -621,3 +502,13 @@ def _url_key(url: str) -> str | None:
         return None
     key = urlunsplit((scheme, parts.netloc.lower(), parts.path or "/", parts.query, ""))
     return key.replace(" ", "%20")
+
+
+_PAGE_RULES = RefRules(
+    max_links=MAX_REFS_PER_PAGE,
+    max_images=MAX_REFS_PER_PAGE,
+    every_candidate=True,
+    canonical=_url_key,
+)
+"""How pass one reads a page: every srcset candidate, no lazy attributes, links kept apart
+from embeds, no node cap (the reference caps bound the walk), references as URL keys."""
