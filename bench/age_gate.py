@@ -74,13 +74,13 @@ VARIANTS = [
     Variant("p0.15 + mirror, expected", (2, 7), expected),
     Variant("p0.15 + mirror, mean-1sd", (2, 7), lower),
     Variant("p0.1/0.2 + mirrors (4), expected", (1, 3, 6, 8), expected),
-    Variant("p0.1/0.2 + mirrors (4), mean-1sd", (1, 3, 6, 8), lower),
+    Variant("p0.1/0.2 + mirrors (4), mean-1sd (shipped)", (1, 3, 6, 8), lower, shipped=True),
     Variant("p0.1-0.25 + mirrors (8), expected", (1, 2, 3, 4, 6, 7, 8, 9), expected),
     Variant("p0.1-0.25 + mirrors (8), mean-1sd", (1, 2, 3, 4, 6, 7, 8, 9), lower),
     Variant("p0.05-0.2 + mirrors (8), expected", TTA8, expected),
     Variant("p0.05-0.2 + mirrors (8), 10% quantile", TTA8, quantile_10),
     Variant("p0.05-0.2 + mirrors (8), min chip", TTA8, min_chip),
-    Variant("p0.05-0.2 + mirrors (8), mean-1sd (shipped)", TTA8, lower, shipped=True),
+    Variant("p0.05-0.2 + mirrors (8), mean-1sd", TTA8, lower),
 ]
 
 

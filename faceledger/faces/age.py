@@ -30,7 +30,7 @@ from faceledger.faces.sessions import onnx_session
 CHIP_SIZE = 64
 # Paddings from tight (face only) to the model's native 0.2; tighter chips also keep the
 # black fill that dlib adds outside the image out of faces cropped close to the edge.
-TTA_PADDINGS: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2)
+TTA_PADDINGS: tuple[float, ...] = (0.1, 0.2)
 CHANNEL_MEANS = np.array([122.781998, 117.000999, 104.297997], dtype=np.float32)
 AGE_WEIGHTS = np.array([0.25, *range(1, 81)], dtype=np.float64)
 MAX_AGE = float(AGE_WEIGHTS[-1])

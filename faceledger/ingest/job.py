@@ -200,10 +200,9 @@ class IngestJob:
                 self._tick(summary)
                 continue
             digest = hashlib.sha256(item.data).hexdigest()
-            existing = repo.image_by_hash(session, collection_id, digest)
-            if existing is not None or digest in in_flight:
-                same = existing is not None and existing.image_url == item.image_url
-                summary.skip("already_indexed" if same else "duplicate")
+            stored = repo.stored_url(session, collection_id, digest)
+            if stored is not None or digest in in_flight:
+                summary.skip("already_indexed" if stored == item.image_url else "duplicate")
                 self._tick(summary)
                 continue
             in_flight.add(digest)

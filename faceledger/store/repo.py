@@ -46,9 +46,10 @@ def list_collections(session: Session) -> list[tuple[Collection, int, int]]:
     return [(c, int(i), int(f)) for c, i, f in rows]
 
 
-def image_by_hash(session: Session, collection_id: int, content_hash: str) -> SourceImage | None:
+def stored_url(session: Session, collection_id: int, content_hash: str) -> str | None:
+    """The URL an image with this content was stored under in the collection, if any."""
     return session.scalar(
-        select(SourceImage).where(
+        select(SourceImage.image_url).where(
             SourceImage.collection_id == collection_id, SourceImage.content_hash == content_hash
         )
     )
