@@ -115,8 +115,13 @@ class FaceDetector:
         return Detection(rect, score, points)
 
 
+def dlib_shape(
+    landmarks: np.ndarray, rect: tuple[int, int, int, int]
+) -> dlib.full_object_detection:
+    """dlib's landmark object (what chip extraction takes) from landmarks and a rectangle."""
+    points = dlib.points([dlib.point(round(float(x)), round(float(y))) for x, y in landmarks])
+    return dlib.full_object_detection(dlib.rectangle(*(int(v) for v in rect)), points)
+
+
 def to_shape(detection: Detection) -> dlib.full_object_detection:
-    """Rebuild dlib's landmark object (for chip extraction) from a Detection."""
-    left, top, right, bottom = detection.rect
-    points = dlib.points([dlib.point(round(x), round(y)) for x, y in detection.landmarks])
-    return dlib.full_object_detection(dlib.rectangle(left, top, right, bottom), points)
+    return dlib_shape(detection.landmarks, detection.rect)

@@ -45,11 +45,11 @@ class AgeGate:
 
 
 # Calibrated on ../shared/data/ages (300 UTKFace crops: 41 under 13, 40 aged 13-17, 219
-# adults) with the 8-chip gate age; reproduce with `.venv/bin/python bench/age_gate.py`.
-# Measured there: no under-13 allowed (highest under-13 gate age 17.2, 5.3 years below the
-# allow cut-off; none within 2 years), 4/40 = 10% of 13-17s allowed (the limit is 20%; the
-# lowest cut-off meeting it, 20.3, would leave no margin: 2 more minors sit within 1 year
-# below 22.5, 4 within 2 years), 14.2% of adults sent to review and 2.3% refused (5 of 219,
-# one of them a child labelled 21). Refusal at 10 sits in a gap of adult gate ages (8.2 to
-# 11.8) and refuses 22 of 24 children aged 8 or less. MAE of the expected age: 8.0 years.
+# adults) with the 4-chip gate age; reproduce with `.venv/bin/python bench/age_gate.py`.
+# Measured there: no under-13 allowed (highest under-13 gate age 18.0, 4.5 years below the
+# allow cut-off), 4/40 = 10% of 13-17s allowed (the limit is 20%; the lowest cut-off
+# meeting it, 20.7, would leave no margin: 3 minors sit within 1 year below 22.5, 5 within
+# 2 years), 14.2% of adults sent to review and 2.3% refused (5 of 219, one of them a child
+# labelled 21). Refusal at 10 refuses 22 of 24 children aged 8 or less. MAE of the
+# expected age: 8.0 years.
 DEFAULT_AGE_GATE = AgeGate(refuse_below=10.0, review_below=22.5)
