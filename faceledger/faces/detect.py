@@ -40,19 +40,18 @@ def working_scale(width: int, height: int, min_side: int, max_side: int) -> floa
     return min(max_side / long_side, upscale)
 
 
-def _luminance(rgb: np.ndarray, scale: float) -> np.ndarray:
-    """The grey image HOG runs on, scaled.
+def _resized(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """The colour image HOG runs on, scaled.
 
-    On colour input dlib's HOG computes gradients per channel and keeps the strongest, ~30%
-    slower; on 900 LFW photos the grey image gives 943 detections against 941, 937 of them
-    the same faces (`bench/ingest.py` compares the counts with face_recognition's).
+    Colour, not grey: on grey input HOG is ~30% faster, but its boxes place the landmarks
+    differently and LFW verification fell from 99.22% to 99.00% (measured, one run each).
     """
-    grey = Image.fromarray(rgb).convert("L")
-    if scale != 1.0:
-        size = (max(1, round(grey.width * scale)), max(1, round(grey.height * scale)))
-        resample = Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.BOX
-        grey = grey.resize(size, resample)
-    return np.asarray(grey)
+    if scale == 1.0:
+        return rgb
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.BOX
+    return np.asarray(Image.fromarray(rgb).resize(size, resample))
 
 
 class FaceDetector:
@@ -96,7 +95,7 @@ class FaceDetector:
         # dlib's own 2x pyramid step is faster than enlarging the image ourselves.
         upsample = 1 if scale >= UPSAMPLE else 0
         scale = scale / UPSAMPLE if upsample else scale  # dlib maps its boxes back itself
-        image = _luminance(rgb, scale)
+        image = _resized(rgb, scale)
         found: list[Detection] = []
         for rect, score in self._raw(image, upsample, retry):
             left = max(0, round(rect.left() / scale))
