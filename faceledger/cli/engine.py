@@ -113,15 +113,17 @@ def _faces_table(engine_faces: list[Any]) -> Table:
 
 
 def _results_table(matches: list[Match]) -> Table:
-    table = Table("#", "score", "image", "page", "box", "captured")
+    table = Table("#", "score", "box", "captured")
+    table.add_column("image", overflow="fold")
+    table.add_column("page", overflow="fold")
     for rank, match in enumerate(matches, 1):
         table.add_row(
             str(rank),
             f"{match.score:.3f}",
-            match.image_url,
-            match.page_url or "-",
             str(match.box),
             match.captured_at.date().isoformat() if match.captured_at else "-",
+            match.image_url,
+            match.page_url or "-",
         )
     return table
 
