@@ -16,6 +16,7 @@ import numpy as np
 
 from faceledger.config import Settings
 from faceledger.evaluate import metrics
+from faceledger.faces.age import AgeEstimate
 from faceledger.faces.decode import decode_image
 from faceledger.faces.pipeline import AnalysedImage, FacePipeline
 from faceledger.faces.types import FaceRecord
@@ -25,17 +26,18 @@ from faceledger.policy.minors import DEFAULT_AGE_GATE, AgeGate
 Progress = Callable[[int, int], None]
 
 
+def _off_centre(box: tuple[int, int, int, int], width: int, height: int) -> float:
+    left, top, box_width, box_height = box
+    return (left + box_width / 2 - width / 2) ** 2 + (top + box_height / 2 - height / 2) ** 2
+
+
 def central_face(image: AnalysedImage) -> FaceRecord | None:
     """The face whose box centre is nearest the image centre."""
     if not image.faces:
         return None
-    cx, cy = image.width / 2, image.height / 2
-
-    def distance(face: FaceRecord) -> float:
-        box = face.box
-        return (box.left + box.width / 2 - cx) ** 2 + (box.top + box.height / 2 - cy) ** 2
-
-    return min(image.faces, key=distance)
+    return min(
+        image.faces, key=lambda f: _off_centre(tuple(f.box.as_list()), image.width, image.height)
+    )
 
 
 def analyse_files(
@@ -117,17 +119,17 @@ def identify(
     return {**report, "threshold": settings.match_threshold, "no_face": len(files) - len(kept)}
 
 
-def age_of(pipeline: FacePipeline, path: Path) -> float:
-    """Estimated age of the central face; a tight crop with no detection counts as one face."""
-    face = central_face(pipeline.analyse(path.read_bytes(), probe=True))
-    if face is not None:
-        return face.age
-    decoded = decode_image(path.read_bytes(), pipeline.limits)
-    height, width = decoded.rgb.shape[:2]
-    detection = pipeline.detector.landmark(decoded.rgb, (0, 0, width - 1, height - 1), 0.0)
-    return pipeline.ages.estimate_many(decoded.rgb, [(detection.landmarks, (0, 0, width, height))])[
-        0
-    ]
+def age_of(pipeline: FacePipeline, path: Path) -> AgeEstimate:
+    """Age of the central face; a tight crop with no detection counts as one face."""
+    decoded = decode_image(path.read_bytes(), pipeline.limits, max_long_side=pipeline.max_side)
+    rgb = decoded.rgb
+    height, width = rgb.shape[:2]
+    detections = pipeline.detector.detect(rgb, retry=True)
+    if detections:
+        face = min(detections, key=lambda d: _off_centre(d.box, width, height))
+    else:
+        face = pipeline.detector.landmark(rgb, (0, 0, width - 1, height - 1), 0.0)
+    return pipeline.ages.describe_many(rgb, [(face.landmarks, face.box)])[0]
 
 
 def ages(
@@ -136,7 +138,11 @@ def ages(
     gate: AgeGate = DEFAULT_AGE_GATE,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Age error and minors-gate decisions on a folder with `labels.csv` (file,age,...)."""
+    """Age error and minors-gate decisions on a folder with `labels.csv` (file,age,...).
+
+    `estimated_age` is the expected age (what the error is measured on); `gate_age` is the
+    lower bound the gate decides on (see `faceledger.faces.age`).
+    """
     with (folder / "labels.csv").open(newline="") as handle:
         labels = [(r["file"], float(r["age"])) for r in csv.DictReader(handle)]
     pipeline = FacePipeline(settings)
@@ -144,13 +150,14 @@ def ages(
     errors = []
     for done, (name, true_age) in enumerate(labels, 1):
         estimate = age_of(pipeline, folder / name)
-        errors.append(abs(estimate - true_age))
+        errors.append(abs(estimate.expected - true_age))
         files.append(
             {
                 "file": name,
                 "age": true_age,
-                "estimated_age": round(estimate, 2),
-                "decision": gate.decide(estimate).value,
+                "estimated_age": round(estimate.expected, 2),
+                "gate_age": round(estimate.lower, 2),
+                "decision": gate.decide(estimate.lower).value,
             }
         )
         if progress:

@@ -31,6 +31,12 @@ class Detection:
     score: float
     landmarks: np.ndarray  # (5, 2) float32
 
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(left, top, width, height)."""
+        left, top, right, bottom = self.rect
+        return (left, top, right - left + 1, bottom - top + 1)
+
 
 def working_scale(width: int, height: int, min_side: int, max_side: int) -> float:
     """The detection scale: up to 2x (so ~40 px faces are found) within max_side; at least

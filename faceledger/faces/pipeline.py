@@ -74,7 +74,7 @@ class FacePipeline:
             shapes.append(to_shape(detection))
         chips = np.stack(dlib.get_face_chips(rgb, shapes, size=CHIP_SIZE, padding=CHIP_PADDING))
         vectors = mirrored_embeddings(self.embedder, chips)
-        boxes = [_box(d.rect) for d in detections]
+        boxes = [d.box for d in detections]
         ages = self.ages.estimate_many(
             rgb, [(d.landmarks, b) for d, b in zip(detections, boxes, strict=True)]
         )
@@ -101,11 +101,6 @@ def mirrored_embeddings(embedder: Embedder, chips: np.ndarray) -> np.ndarray:
     """
     both = embedder.embed(np.ascontiguousarray(np.concatenate([chips, chips[:, :, ::-1]])))
     return normalise(both[: len(chips)] + both[len(chips) :])
-
-
-def _box(rect: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-    left, top, right, bottom = rect
-    return (left, top, right - left + 1, bottom - top + 1)
 
 
 def _scaled(box: tuple[int, int, int, int], factor: float) -> Box:
