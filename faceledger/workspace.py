@@ -33,7 +33,3 @@ class Workspace:
                 reconcile(index, session, collection_id)
             self._indexes[collection_id] = index
         return self._indexes[collection_id]
-
-    def save_indexes(self) -> None:
-        for index in self._indexes.values():
-            index.save()

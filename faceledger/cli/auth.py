@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
 from sqlalchemy import func, select
@@ -20,15 +18,6 @@ def auth_failure(exc: AuthError | PermissionDenied, as_json: bool) -> typer.Exit
     """The clean exit (status 4) for an authentication or permission failure."""
     error = "permission_denied" if isinstance(exc, PermissionDenied) else "authentication_failed"
     return fail(str(exc), EXIT_AUTH, as_json, error=error)
-
-
-@contextmanager
-def auth_errors(as_json: bool) -> Iterator[None]:
-    """Turn AuthError/PermissionDenied raised by a service into exit status 4."""
-    try:
-        yield
-    except (AuthError, PermissionDenied) as exc:
-        raise auth_failure(exc, as_json) from None
 
 
 def acting_user(

@@ -130,12 +130,6 @@ class AddressGuard:
                 return f"{address} is {problem}"
         return None
 
-    def check_address(self, address: str) -> None:
-        """Raise `Refused('private_address')` unless `address` may be connected to."""
-        problem = self.why_refused(address)
-        if problem:
-            raise Refused("private_address", problem)
-
     async def vetted_addresses(self, host: str, port: int) -> list[str]:
         """Every address `host` resolves to, all checked; raises if any is refused.
 

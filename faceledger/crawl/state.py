@@ -214,10 +214,6 @@ class CrawlState:
         row = self._db.execute("SELECT 1 FROM urls WHERE url=?", (url,)).fetchone()
         return row is not None
 
-    def status_of(self, url: str) -> tuple[str, str | None] | None:
-        row = self._db.execute("SELECT status, reason FROM urls WHERE url=?", (url,)).fetchone()
-        return (row[0], row[1]) if row else None
-
     def via_of(self, url: str) -> str | None:
         row = self._db.execute("SELECT via FROM urls WHERE url=?", (url,)).fetchone()
         return row[0] if row else None
@@ -287,11 +283,6 @@ class CrawlState:
                     "UPDATE warc_files SET committed=?, captures=captures+1 WHERE name=?",
                     (warc[1], warc[0]),
                 )
-
-    def add_bytes(self, url: str, nbytes: int) -> None:
-        """Count bytes downloaded for `url` without changing its status (e.g. a redirect hop)."""
-        with self._tx():
-            self._db.execute("UPDATE urls SET bytes=bytes+? WHERE url=?", (nbytes, url))
 
     def add_embeds(self, page: str, refs: Iterable[tuple[str, str | None, str]]) -> None:
         """Remember which images `page` embeds, with alt text: (image URL, alt, via)."""
