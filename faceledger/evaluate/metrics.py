@@ -417,10 +417,12 @@ def open_set_report(
         [labels[i] for i in split.enrolled_probes],
         ranks,
     )
-    best = best_gallery_scores(gallery, e[split.unenrolled_probes])
+    strangers = e[split.unenrolled_probes]
     report: dict[str, Any] = {f"rank{k}": v for k, v in rates.items()}
-    report["false_match_rate"] = float(np.mean(best >= threshold))
-    report["false_match_rate_at"] = {str(t): float(np.mean(best >= t)) for t in also_at}
+    report["false_match_rate"] = false_match_rate(gallery, strangers, threshold)
+    report["false_match_rate_at"] = {
+        str(t): false_match_rate(gallery, strangers, t) for t in also_at
+    }
     report["n_gallery"] = float(split.gallery.size)
     report["n_probes"] = float(split.enrolled_probes.size)
     report["n_unenrolled"] = float(split.unenrolled_probes.size)
