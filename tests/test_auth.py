@@ -661,7 +661,8 @@ def test_cli_user_management(settings: Settings) -> None:
     assert code == 7
 
 
-def test_cli_non_admins_and_strangers_exit_4(settings: Settings) -> None:
+def init_with_investigator(settings: Settings) -> None:
+    """An initialised workspace with the admin and one investigator, ivan."""
     cli(settings, "init", FACELEDGER_ADMIN_PASSWORD=ADMIN_PW)
     cli(
         settings,
@@ -673,6 +674,10 @@ def test_cli_non_admins_and_strangers_exit_4(settings: Settings) -> None:
         FACELEDGER_NEW_PASSWORD=INV_PW,
         **as_admin(),
     )
+
+
+def test_cli_non_admins_and_strangers_exit_4(settings: Settings) -> None:
+    init_with_investigator(settings)
     code, stdout, _ = cli(
         settings, "user", "add", "eve", "-r", "admin", "--json", **as_admin(INV_PW, "ivan")
     )
@@ -690,17 +695,7 @@ def test_cli_before_init_says_to_run_init(settings: Settings) -> None:
 
 
 def test_cli_tokens(settings: Settings) -> None:
-    cli(settings, "init", FACELEDGER_ADMIN_PASSWORD=ADMIN_PW)
-    cli(
-        settings,
-        "user",
-        "add",
-        "ivan",
-        "-r",
-        "investigator",
-        FACELEDGER_NEW_PASSWORD=INV_PW,
-        **as_admin(),
-    )
+    init_with_investigator(settings)
     code, stdout, _ = cli(settings, "token", "create", "ivan", "--days", "3", **as_admin())
     assert code == 0
     token = stdout.strip().splitlines()[-1]
