@@ -33,6 +33,16 @@ class Settings:
     workers: int = max(1, os.cpu_count() or 1)
     # Models converted from packaged weights (derived, safe to delete); default: data_dir/models.
     model_dir: Path | None = None
+    # What a search may be for; a request must name one of these.
+    purposes: tuple[str, ...] = ("investigation", "missing-person", "safeguarding", "self-search")
+    # Probe photos are deleted this many days after the request (their hash stays in the ledger).
+    probe_retention_days: int = 30
+    # An approval must be used within this many hours, once.
+    approval_hours: int = 24
+    # An external authorisation must be recorded within this many hours or results are purged.
+    authorisation_hours: int = 48
+    # A face at or above this similarity to an opted-out template is treated as that person.
+    optout_threshold: float = 0.9125
 
     @property
     def database(self) -> str:
@@ -44,6 +54,10 @@ class Settings:
         return self.data_dir / "index"
 
     @property
+    def probe_dir(self) -> Path:
+        return self.data_dir / "probes"
+
+    @property
     def model_cache_dir(self) -> Path:
         return self.model_dir or self.data_dir / "models"
 
@@ -53,6 +67,9 @@ def _coerce(name: str, raw: Any) -> Any:
     kind = default.type if isinstance(default.type, str) else default.type.__name__
     if "Path" in kind:
         return Path(raw).expanduser()
+    if kind.startswith("tuple"):
+        items = raw.split(",") if isinstance(raw, str) else raw
+        return tuple(str(item).strip() for item in items if str(item).strip())
     if kind == "float":
         return float(raw)
     if kind == "int":
