@@ -24,10 +24,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from faceledger.auth.passwords import generate_password
+from faceledger.auth.users import init_admin
 from faceledger.config import load_settings
 from faceledger.faces.embed import OnnxEmbedder
 from faceledger.ingest.files import iter_items
 from faceledger.ingest.job import IngestJob
+from faceledger.policy.collections import create_collection
 from faceledger.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +60,12 @@ def run_peer(paths: list[Path], workers: int) -> tuple[float, int]:
 def run_ours(paths: list[Path], workers: int, model_dir: Path) -> tuple[float, int, dict]:
     with tempfile.TemporaryDirectory() as data:
         settings = load_settings(Path(data), workers=workers, model_dir=model_dir)
-        job = IngestJob(Workspace(settings), "bench", workers=workers)
+        workspace = Workspace(settings)
+        with workspace.sessions() as session:
+            admin = init_admin(session, "bench", generate_password())
+            create_collection(session, admin, "bench", legal_basis="benchmark of ingestion")
+            session.commit()
+        job = IngestJob(workspace, "bench", workers=workers)
         started = time.perf_counter()
         summary = job.run(iter_items(paths, [], 50 * 2**20))
         seconds = time.perf_counter() - started

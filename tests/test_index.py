@@ -15,6 +15,7 @@ from faceledger.index.reconcile import reconcile
 from faceledger.ingest.items import SourceItem
 from faceledger.store import repo
 from faceledger.workspace import Workspace
+from tests.accounts import add_collection
 
 
 def unit_vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -63,11 +64,11 @@ def test_empty_index_search_returns_nothing(tmp_path: Path) -> None:
 def test_reconcile_adds_missing_and_removes_stray(settings: Settings) -> None:
     workspace = Workspace(settings)
     vectors = unit_vectors(6)
+    collection_id = add_collection(settings, "c")
     with workspace.sessions() as session:
-        collection = repo.ensure_collection(session, "c")
         stored = repo.add_image(
             session,
-            collection.id,
+            collection_id,
             SourceItem(image_url="file:///x.jpg", data=None),
             "a" * 64,
             (100, 100),
@@ -77,20 +78,20 @@ def test_reconcile_adds_missing_and_removes_stray(settings: Settings) -> None:
     index = LocalIndex(settings.index_dir / "stale.faiss")
     index.add(np.array([stored[0][0], 9999]), np.stack([vectors[0], vectors[5]]))
     with workspace.sessions() as session:
-        report = reconcile(index, session, collection.id)
+        report = reconcile(index, session, collection_id)
     assert (report.added, report.removed) == (3, 1)
     assert sorted(index.ids()) == sorted(face_id for face_id, _ in stored)
     with workspace.sessions() as session:
-        again = reconcile(index, session, collection.id)
+        again = reconcile(index, session, collection_id)
     assert (again.added, again.removed) == (0, 0)
 
 
 def test_same_content_twice_in_a_collection_is_refused(settings: Settings) -> None:
     workspace = Workspace(settings)
+    collection_id = add_collection(settings, "c")
     with workspace.sessions() as session:
-        collection = repo.ensure_collection(session, "c")
         item = SourceItem(image_url="file:///x.jpg", data=None)
-        repo.add_image(session, collection.id, item, "b" * 64, (1, 1), [])
+        repo.add_image(session, collection_id, item, "b" * 64, (1, 1), [])
         session.commit()
         with pytest.raises(IntegrityError):
-            repo.add_image(session, collection.id, item, "b" * 64, (1, 1), [])
+            repo.add_image(session, collection_id, item, "b" * 64, (1, 1), [])

@@ -12,9 +12,11 @@ from faceledger.config import Settings
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.ingest.files import expand, iter_items
 from faceledger.ingest.job import IngestJob, IngestSummary
-from faceledger.search.engine import SearchEngine
+from faceledger.search.engine import SearchEngine, Target
+from faceledger.store import repo
 from faceledger.store.models import Face, SourceImage
 from faceledger.workspace import Workspace
+from tests.accounts import add_collection
 from tests.faces import photos
 from tests.hostile import write_hostile_files
 from tests.warc_fixtures import write_warc
@@ -22,7 +24,12 @@ from tests.warc_fixtures import write_warc
 
 def ingest(settings: Settings, *paths: Path, collection: str = "c") -> IngestSummary:
     images, archives = expand(list(paths))
-    job = IngestJob(Workspace(settings), collection, workers=1)
+    workspace = Workspace(settings)
+    with workspace.sessions() as session:
+        exists = repo.get_collection(session, collection) is not None
+    if not exists:
+        add_collection(settings, collection)
+    job = IngestJob(workspace, collection, workers=1)
     return job.run(iter_items(images, archives, 50 * 2**20))
 
 
@@ -111,7 +118,11 @@ def test_warc_pages_are_linked_and_searchable(
     workspace = Workspace(settings)
     engine = SearchEngine(workspace, FacePipeline(settings))
     probe = engine.probe_faces(jolie[0].read_bytes())[0]
-    (match,) = engine.search(["web"], probe.embedding, 10, settings.match_threshold)
+    with workspace.sessions() as session:
+        web = repo.get_collection(session, "web")
+        assert web is not None
+        target = Target(web.id, "web", 10, settings.match_threshold)
+        (match,) = engine.search(session, [target], probe.embedding)
     assert match.image_url == "https://news.example/img/a.jpg"
     assert match.page_url == "https://news.example/2004/premiere.html"
     assert match.page_title == "Premiere night"

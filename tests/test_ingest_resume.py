@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, func, select
 
 from faceledger.config import Settings, load_settings
 from faceledger.index.local import LocalIndex
-from faceledger.store.models import Face, SourceImage
+from faceledger.store.models import Face, LedgerEntry, SourceImage
+from tests.accounts import credentials, ready_to_ingest
 from tests.faces import people_with
 
 
@@ -24,6 +25,7 @@ def cli(settings: Settings, *args: str) -> subprocess.Popen[str]:
         **os.environ,
         "FACELEDGER_DATA_DIR": str(settings.data_dir),
         "FACELEDGER_MODEL_DIR": str(settings.model_cache_dir),
+        **credentials(),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "faceledger.cli", *args],
@@ -57,6 +59,18 @@ def stored_faces(settings: Settings) -> tuple[list[tuple[str, int, int]], list[i
     return sorted((url, left, top) for url, left, top, _ in rows), [r[3] for r in rows]
 
 
+def ingest_actions(settings: Settings) -> list[str]:
+    engine = create_engine(settings.database)
+    with engine.connect() as connection:
+        actions = connection.scalars(
+            select(LedgerEntry.action)
+            .where(LedgerEntry.action.startswith("ingest."))
+            .order_by(LedgerEntry.seq)
+        ).all()
+    engine.dispose()
+    return list(actions)
+
+
 def test_sigkill_then_rerun_indexes_every_face_once(
     faces_dev: Path, tmp_path: Path, model_dir: Path
 ) -> None:
@@ -66,6 +80,7 @@ def test_sigkill_then_rerun_indexes_every_face_once(
         for photo in person[:4]:
             (folder / photo.name).symlink_to(photo)
     killed = load_settings(tmp_path / "killed", model_dir=model_dir)
+    ready_to_ingest(killed, "c")
     args = ("ingest", str(folder), "--collection", "c", "--workers", "1", "--json")
 
     process = cli(killed, *args)
@@ -83,8 +98,11 @@ def test_sigkill_then_rerun_indexes_every_face_once(
     assert rerun.returncode == 0
     assert summary["skipped"].get("already_indexed", 0) >= 1
     assert summary["skipped"].get("duplicate", 0) == 0
+    # The killed job is on record: started, never finished.
+    assert ingest_actions(killed) == ["ingest.started", "ingest.started", "ingest.finished"]
 
     clean = load_settings(tmp_path / "clean", model_dir=model_dir)
+    ready_to_ingest(clean, "c")
     reference = cli(clean, *args)
     reference.communicate(timeout=600)
 

@@ -21,8 +21,10 @@ from faceledger.ingest.files import expand, iter_items
 from faceledger.ingest.job import IngestJob
 from faceledger.ledger.log import append
 from faceledger.ledger.verify import verify
-from faceledger.search.engine import SearchEngine
+from faceledger.search.engine import SearchEngine, Target
+from faceledger.store import repo
 from faceledger.workspace import Workspace
+from tests.accounts import add_collection
 from tests.faces import photos
 
 SERVER = os.environ.get("FACELEDGER_TEST_POSTGRES")
@@ -64,13 +66,18 @@ def test_ingest_and_search_on_postgres(
         for photo in photos(faces_dev, person)[1:3]:
             (folder / photo.name).symlink_to(photo)
     workspace = Workspace(pg_settings)
+    add_collection(pg_settings, "pg")
     images, archives = expand([folder])
     summary = IngestJob(workspace, "pg").run(iter_items(images, archives, 2**25))
     assert summary.faces_indexed >= 4 and summary.errors == []
     again = IngestJob(workspace, "pg").run(iter_items(images, archives, 2**25))
     assert again.faces_indexed == 0 and again.skipped["already_indexed"] == 4
 
-    engine = SearchEngine(Workspace(pg_settings), FacePipeline(pg_settings))
+    engine = SearchEngine(workspace, FacePipeline(pg_settings))
     probe = engine.probe_faces(photos(faces_dev, "Colin_Powell")[0].read_bytes())[0]
-    matches = engine.search(["pg"], probe.embedding, 5, pg_settings.match_threshold)
+    with workspace.sessions() as session:
+        pg = repo.get_collection(session, "pg")
+        assert pg is not None
+        target = Target(pg.id, "pg", 5, pg_settings.match_threshold)
+        matches = engine.search(session, [target], probe.embedding)
     assert [m.image_url.rsplit("/", 1)[-1][:12] for m in matches] == ["Colin_Powell"] * 2

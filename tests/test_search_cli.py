@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from faceledger.cli import app
 from faceledger.cli.app import EXIT_BAD_IMAGE, EXIT_CHOOSE_FACE, EXIT_REFUSED
 from faceledger.config import Settings
+from tests.accounts import credentials, ready_to_ingest
 from tests.faces import photos
 
 runner = CliRunner()
@@ -20,7 +21,7 @@ def invoke(settings: Settings, *args: str) -> tuple[int, dict]:
     result = runner.invoke(
         app,
         ["--data-dir", str(settings.data_dir), *args],
-        env={"FACELEDGER_MODEL_DIR": str(settings.model_cache_dir)},
+        env={"FACELEDGER_MODEL_DIR": str(settings.model_cache_dir), **credentials()},
     )
     return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else {}
 
@@ -32,6 +33,7 @@ def gallery(settings: Settings, faces_dev: Path, tmp_path: Path) -> Path:
     for person in ("Angelina_Jolie", "Colin_Powell", "George_W_Bush", "Serena_Williams"):
         for photo in photos(faces_dev, person)[1:4]:
             (folder / photo.name).symlink_to(photo)
+    ready_to_ingest(settings, "news")
     code, summary = invoke(settings, "ingest", str(folder), "-c", "news", "--json")
     assert code == 0, summary
     assert summary["images"] == 12 and summary["faces_indexed"] >= 12

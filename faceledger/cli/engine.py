@@ -1,4 +1,4 @@
-"""Commands over the face engine: ingest, search, collections, demo."""
+"""Commands over the face engine: ingest (an admin's ledgered act) and the demo."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.progress import TaskID
 
+from faceledger.auth.roles import PermissionDenied
 from faceledger.cli.app import (
     EXIT_NOT_FOUND,
     JsonOption,
@@ -19,42 +20,36 @@ from faceledger.cli.app import (
     progress_bar,
     settings_of,
 )
-from faceledger.config import Settings
+from faceledger.cli.auth import acting_user, auth_failure
 from faceledger.demo import plan_demo
-from faceledger.faces.decode import DecodeLimits
-from faceledger.ingest.files import expand, iter_items
 from faceledger.ingest.job import IngestJob, IngestSummary
-from faceledger.store import repo
+from faceledger.ingest.ledgered import Sources, run_ingest
+from faceledger.policy.collections import UnknownCollection
 from faceledger.workspace import Workspace
 
 
-def run_ingest(
-    settings: Settings,
-    paths: list[Path],
-    collection: str,
-    workers: int | None,
-    index_review_band: bool = False,
-) -> IngestSummary:
-    """Run an ingest job with a progress bar on stderr."""
-    images, archives = expand(paths)
-    with progress_bar() as progress:
-        task = progress.add_task("ingest", total=None if archives else len(images), status="")
+class _JobProgress:
+    """The job's progress bar on stderr, shown once the job starts (not for a refusal)."""
 
-        def update(summary: IngestSummary) -> None:
+    def __init__(self) -> None:
+        self.progress = progress_bar()
+        self.task: TaskID | None = None
+
+    def start(self, sources: Sources) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("ingest", total=sources.total, status="")
+
+    def update(self, summary: IngestSummary) -> None:
+        if self.task is not None:
             status = f"{summary.faces_indexed} faces, {len(summary.errors)} errors"
-            progress.update(task, completed=summary.done, status=status)
+            self.progress.update(self.task, completed=summary.done, status=status)
 
-        job = IngestJob(
-            Workspace(settings),
-            collection,
-            index_review_band=index_review_band,
-            workers=workers or settings.workers,
-            on_item=update,
-        )
-        return job.run(iter_items(images, archives, DecodeLimits().max_bytes))
+    def stop(self) -> None:
+        if self.task is not None:  # rich prints a blank line for a bar that never started
+            self.progress.stop()
 
 
-def print_summary(summary: IngestSummary) -> None:
+def _print_summary(summary: IngestSummary) -> None:
     data = summary.as_dict()
     out.print(
         f"[bold]{data['collection']}[/]: {data['images']} images read, "
@@ -79,38 +74,37 @@ def ingest(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Index the faces in folders, images and web archives (resumable, skips duplicates)."""
-    try:
-        summary = run_ingest(settings_of(ctx), paths, collection, workers, index_review_band)
-    except FileNotFoundError as error:
-        raise fail(str(error), EXIT_NOT_FOUND, as_json, error="not_found") from None
+    """Index the faces in folders, images and web archives (admins; resumable; ledgered)."""
+    settings = settings_of(ctx)
+    workspace = Workspace(settings)
+    with workspace.sessions() as session:
+        actor = acting_user(ctx, session)
+        shown = _JobProgress()
+        job = IngestJob(
+            workspace,
+            collection,
+            index_review_band=index_review_band,
+            workers=workers or settings.workers,
+            on_item=shown.update,
+        )
+        try:
+            summary = run_ingest(session, actor, job, paths, on_start=shown.start)
+        except PermissionDenied as error:
+            raise auth_failure(error, as_json) from None
+        except UnknownCollection as error:
+            message = (
+                f"{error}: create it first with "
+                f"`faceledger collection create {collection} --legal-basis TEXT`"
+            )
+            raise fail(message, EXIT_NOT_FOUND, as_json, error="not_found") from None
+        except FileNotFoundError as error:
+            raise fail(str(error), EXIT_NOT_FOUND, as_json, error="not_found") from None
+        finally:
+            shown.stop()
     if as_json:
         print(json.dumps(summary.as_dict()))
     else:
-        print_summary(summary)
-
-
-@app.command()
-def collections(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """List collections with their image and face counts."""
-    workspace = Workspace(settings_of(ctx))
-    with workspace.sessions() as session:
-        rows = [
-            {
-                "name": c.name,
-                "images": images,
-                "faces": faces,
-                "created_at": c.created_at.isoformat(),
-            }
-            for c, images, faces in repo.list_collections(session)
-        ]
-    if as_json:
-        print(json.dumps({"collections": rows}))
-        return
-    table = Table("collection", "images", "faces", "created")
-    for row in rows:
-        table.add_row(row["name"], str(row["images"]), str(row["faces"]), row["created_at"][:19])
-    out.print(table)
+        _print_summary(summary)
 
 
 @app.command()
@@ -121,13 +115,20 @@ def demo(
     workers: WorkersOption = None,
 ) -> None:
     """Build the 'demo' collection from FOLDER and search it with a held-out photo."""
-    settings = settings_of(ctx)
     try:
         plan = plan_demo(folder, people)
     except (FileNotFoundError, ValueError) as error:
         raise fail(str(error), EXIT_NOT_FOUND, False) from None
     out.print(f"Indexing {len(plan.gallery)} photos of {people} people into collection 'demo'")
-    print_summary(run_ingest(settings, plan.gallery, "demo", workers))
+    ctx.invoke(
+        ingest,
+        ctx=ctx,
+        paths=plan.gallery,
+        collection="demo",
+        workers=workers,
+        index_review_band=False,
+        as_json=False,
+    )
     out.print(f"\nSearching for the face in {plan.probe} (held out of the collection):")
     from faceledger.cli.search import search
 

@@ -1,5 +1,8 @@
 """An ingestion job: items -> face pipeline (in worker processes) -> store + index.
 
+Faces of people in the opt-out registry are skipped when the collection honours opt-outs;
+the registry is read once, when the job starts.
+
 Resumable by construction: an image and its faces are stored together (in one savepoint of
 a batch transaction), keyed by (collection, content hash), so a re-run skips what is
 already in and a killed run loses at most the last uncommitted batch. Faces reach the
@@ -25,15 +28,18 @@ from faceledger.config import Settings
 from faceledger.faces.decode import ImageRejected
 from faceledger.faces.pipeline import AnalysedImage, FacePipeline
 from faceledger.faces.types import FaceRecord
-from faceledger.index.local import LocalIndex
+from faceledger.index.local import DIMENSION, LocalIndex
 from faceledger.ingest.items import SourceItem
+from faceledger.policy.collections import get_collection
 from faceledger.policy.minors import DEFAULT_AGE_GATE, AgeGate, Decision
+from faceledger.policy.optouts import active_templates, matching
 from faceledger.store import repo
 from faceledger.workspace import Workspace
 
 SAVE_EVERY = 500
 COMMIT_EVERY = 32
 COMMIT_SECONDS = 2.0
+NO_TEMPLATES = np.empty((0, DIMENSION), dtype=np.float32)
 
 
 @dataclass
@@ -165,7 +171,9 @@ class IngestJob:
         summary = IngestSummary(self.collection)
         started = time.perf_counter()
         with self.workspace.sessions() as session:
-            collection_id = repo.ensure_collection(session, self.collection).id
+            collection = get_collection(session, self.collection)
+            collection_id = collection.id
+            optouts = active_templates(session) if collection.honour_optouts else NO_TEMPLATES
             index = self.workspace.index(collection_id)
             analyser = Analyser(self.workspace.settings, self.workers)
             batch = _Batch(session, index)
@@ -175,7 +183,9 @@ class IngestJob:
                 for (item, digest), outcome in analyser.run(jobs):
                     in_flight.discard(digest)
                     summary.images += 1
-                    self._store(session, batch, item, digest, outcome, collection_id, summary)
+                    self._store(
+                        session, batch, item, digest, outcome, collection_id, optouts, summary
+                    )
                     batch.maybe_commit()
                     self._tick(summary)
             finally:
@@ -213,15 +223,24 @@ class IngestJob:
         if self.on_item:
             self.on_item(summary)
 
-    def _kept_faces(self, analysed: AnalysedImage, summary: IngestSummary) -> list[FaceRecord]:
-        """The faces the minors gate lets in; the others are only counted."""
+    def _kept_faces(
+        self, analysed: AnalysedImage, optouts: np.ndarray, summary: IngestSummary
+    ) -> list[FaceRecord]:
+        """The faces the minors gate and the opt-out registry let in; the others are counted."""
+        opted_out = matching(
+            optouts,
+            np.array([face.embedding for face in analysed.faces], dtype=np.float32),
+            self.workspace.settings.optout_threshold,
+        )
         kept = []
-        for face in analysed.faces:
+        for face, excluded in zip(analysed.faces, opted_out, strict=True):
             decision = self.gate.decide(face.age)
             if decision is Decision.REFUSE:
                 summary.skip("minor_face")
             elif decision is Decision.REVIEW and not self.index_review_band:
                 summary.skip("review_band_face")
+            elif excluded:
+                summary.skip("opted_out")
             else:
                 kept.append(face)
         if not analysed.faces:
@@ -236,13 +255,14 @@ class IngestJob:
         digest: str,
         outcome: Outcome,
         collection_id: int,
+        optouts: np.ndarray,
         summary: IngestSummary,
     ) -> None:
         analysed, reason, message = outcome
         if analysed is None:
             summary.error(item.image_url, reason or "failed", message or "")
             return
-        kept = self._kept_faces(analysed, summary)
+        kept = self._kept_faces(analysed, optouts, summary)
         size = (analysed.width, analysed.height)
         try:
             with session.begin_nested():

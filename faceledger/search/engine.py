@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.faces.types import FaceRecord
@@ -41,8 +42,14 @@ class MinorProbe(ProbeRefused):
     code = "minor"
 
 
-class UnknownCollection(LookupError):
-    pass
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One collection to search, with the limit and threshold its policy sets."""
+
+    collection_id: int
+    name: str
+    top_k: int
+    threshold: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +119,19 @@ class SearchEngine:
         faces = self.pipeline.analyse(data, probe=True).faces
         return sorted(faces, key=lambda f: f.box.width * f.box.height, reverse=True)
 
-    def search(
-        self, collections: list[str], embedding: np.ndarray, top_k: int, threshold: float
-    ) -> list[Match]:
-        """Nearest faces across collections at or above `threshold`, best first."""
+    def search(self, session: Session, targets: list[Target], embedding: np.ndarray) -> list[Match]:
+        """Nearest faces in each target at or above its threshold and within its limit, best
+        first across targets."""
         hits: list[tuple[float, int, str]] = []
-        with self.workspace.sessions() as session:
-            for name in collections:
-                collection = repo.get_collection(session, name)
-                if collection is None:
-                    raise UnknownCollection(f"no collection named {name!r}")
-                ids, scores = self.workspace.index(collection.id).search(embedding, top_k)
-                hits += [(float(s), int(i), name) for i, s in zip(ids, scores, strict=True)]
-            hits = sorted((h for h in hits if h[0] >= threshold), reverse=True)[:top_k]
-            faces = repo.faces_with_images(session, [face_id for _, face_id, _ in hits])
+        for target in targets:
+            ids, scores = self.workspace.index(target.collection_id).search(embedding, target.top_k)
+            hits += [
+                (float(s), int(i), target.name)
+                for i, s in zip(ids, scores, strict=True)
+                if s >= target.threshold
+            ]
+        hits.sort(reverse=True)
+        faces = repo.faces_with_images(session, [face_id for _, face_id, _ in hits])
         return [
             _match(score, faces[face_id], name) for score, face_id, name in hits if face_id in faces
         ]

@@ -17,16 +17,6 @@ def get_collection(session: Session, name: str) -> Collection | None:
     return session.scalar(select(Collection).where(Collection.name == name))
 
 
-def ensure_collection(session: Session, name: str, source: str | None = None) -> Collection:
-    """Return the named collection, creating it (committed) if it does not exist yet."""
-    collection = get_collection(session, name)
-    if collection is None:
-        collection = Collection(name=name, source=source)
-        session.add(collection)
-        session.commit()
-    return collection
-
-
 def list_collections(session: Session) -> list[tuple[Collection, int, int]]:
     """Every collection with its image and face counts."""
     images = (

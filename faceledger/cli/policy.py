@@ -1,0 +1,201 @@
+"""`faceledger optout ...` and `faceledger retention run`: the registry and the clean-up.
+
+Thin layers over `faceledger.policy.optouts` and `faceledger.policy.retention`: each
+command authenticates, calls one service function, commits, and only then drops purged
+faces from the indexes (store first, index second).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from faceledger.auth.roles import AuthError, PermissionDenied, Role, require_role
+from faceledger.cli.app import (
+    EXIT_BAD_IMAGE,
+    EXIT_CHOOSE_FACE,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    JsonOption,
+    app,
+    err,
+    fail,
+    out,
+    settings_of,
+)
+from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.faces.decode import ImageRejected
+from faceledger.faces.types import FaceRecord
+from faceledger.policy.optouts import (
+    OptOutError,
+    UnknownOptOut,
+    add_optout,
+    list_optouts,
+    remove_optout,
+)
+from faceledger.policy.retention import run_retention
+from faceledger.search.engine import FaceChoiceRequired, ProbeRefused, SearchEngine, choose_face
+from faceledger.search.probes import probe_hash
+from faceledger.store.models import Collection
+from faceledger.workspace import Workspace
+
+optout_app = typer.Typer(
+    help="The opt-out registry: people whose faces are purged and never returned.",
+    no_args_is_help=True,
+)
+retention_app = typer.Typer(
+    help="Delete what is kept past its retention period.", no_args_is_help=True
+)
+app.add_typer(optout_app, name="optout")
+app.add_typer(retention_app, name="retention")
+
+
+@contextmanager
+def _session(workspace: Workspace, as_json: bool) -> Iterator[Session]:
+    """A session whose refusals become clean exits; nothing is kept unless committed."""
+    try:
+        with workspace.sessions() as session:
+            yield session
+    except (AuthError, PermissionDenied) as exc:
+        raise auth_failure(exc, as_json) from None
+    except UnknownOptOut as exc:
+        raise fail(str(exc), EXIT_NOT_FOUND, as_json, error="not_found") from None
+    except OptOutError as exc:
+        raise fail(str(exc), EXIT_REFUSED, as_json, error="refused") from None
+
+
+def _probe_face(workspace: Workspace, data: bytes, number: int | None, as_json: bool) -> FaceRecord:
+    """The face to opt out, numbered as `search` numbers them; any age is accepted."""
+    from faceledger.faces.pipeline import FacePipeline
+
+    engine = SearchEngine(workspace, FacePipeline(workspace.settings, threads=2))
+    try:
+        with err.status("analysing the photo"):
+            return choose_face(engine.probe_faces(data), number)
+    except ImageRejected as error:
+        raise fail(
+            str(error), EXIT_BAD_IMAGE, as_json, error="bad_image", reason=error.reason
+        ) from None
+    except FaceChoiceRequired as error:
+        faces = [
+            {"face": n, "box": f.box.as_list(), "estimated_age": f.age}
+            for n, f in enumerate(error.faces, 1)
+        ]
+        if not as_json:
+            table = Table("face", "box (left, top, width, height)", "estimated age")
+            for face in faces:
+                table.add_row(str(face["face"]), str(face["box"]), f"{face['estimated_age']:.0f}")
+            err.print(table)
+        raise fail(str(error), EXIT_CHOOSE_FACE, as_json, error=error.code, faces=faces) from None
+    except ProbeRefused as error:
+        raise fail(str(error), EXIT_REFUSED, as_json, error=error.code) from None
+
+
+@optout_app.command("add")
+def optout_add(
+    ctx: typer.Context,
+    photo: Annotated[
+        Path, typer.Argument(help="A photo of the person.", exists=True, dir_okay=False)
+    ],
+    face: Annotated[
+        int | None, typer.Option("--face", help="Which face of the photo (1-based).")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="A reference to the request (not a name).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Opt the person in PHOTO out: purge their faces now, skip them from now on (admin)."""
+    workspace = Workspace(settings_of(ctx))
+    data = photo.read_bytes()
+    photo_hash = probe_hash(data)
+    with _session(workspace, as_json) as session:
+        actor = acting_user(ctx, session)
+        require_role(actor, Role.ADMIN)  # before anything is read from the photo
+        chosen = _probe_face(workspace, data, face, as_json)
+        with err.status("purging matching faces"):
+            optout, purge = add_optout(
+                workspace, session, actor, chosen.embedding, label, photo_hash
+            )
+            purged = {session.get_one(Collection, cid).name: n for cid, n in purge.counts.items()}
+            session.commit()
+    purge.apply_to_indexes()
+    if as_json:
+        answer = {"id": optout.id, "label": label, "photo_hash": photo_hash, "purged": purged}
+        print(json.dumps(answer))
+        return
+    out.print(f"opt-out [bold]{optout.id}[/] registered; {sum(purged.values())} faces purged")
+    for name, count in purged.items():
+        out.print(f"  {escape(name)}: {count}")
+
+
+@optout_app.command("remove")
+def optout_remove(
+    ctx: typer.Context,
+    optout_id: Annotated[int, typer.Argument(help="The opt-out's id (see `optout list`).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is lifted (ledgered).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Stop honouring an opt-out (admin). Faces already purged stay purged."""
+    with _session(Workspace(settings_of(ctx)), as_json) as session:
+        actor = acting_user(ctx, session)
+        optout = remove_optout(session, actor, optout_id, reason)
+        session.commit()
+    removed_at = optout.removed_at.isoformat() if optout.removed_at else None
+    if as_json:
+        print(json.dumps({"id": optout.id, "removed_at": removed_at}))
+    else:
+        out.print(f"opt-out [bold]{optout.id}[/] removed")
+
+
+@optout_app.command("list")
+def optout_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Opt-outs by id, with labels and dates, never templates (admins and auditors)."""
+    with _session(Workspace(settings_of(ctx)), as_json) as session:
+        actor = acting_user(ctx, session)
+        rows = [info.as_dict() for info in list_optouts(session, actor)]
+    if as_json:
+        print(json.dumps({"optouts": rows}))
+        return
+    table = Table("id", "label", "added by", "added", "removed by", "removed")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            escape(row["label"] or ""),
+            escape(row["created_by"]),
+            row["created_at"][:19],
+            escape(row["removed_by"] or ""),
+            (row["removed_at"] or "")[:19],
+        )
+    out.print(table)
+
+
+def _print_retention(report: dict[str, Any]) -> None:
+    out.print(f"retention run at {report['now'][:19]}")
+    out.print(f"  probe photos deleted: {len(report['probes_deleted'])}")
+    for name, counts in report["collections"].items():
+        out.print(f"  {escape(name)}: {counts['images']} images, {counts['faces']} faces deleted")
+
+
+@retention_app.command("run")
+def retention_run(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Delete probe photos and collection images past their retention, and ledger it (admin)."""
+    workspace = Workspace(settings_of(ctx))
+    with _session(workspace, as_json) as session:
+        actor = acting_user(ctx, session)
+        with err.status("deleting what is past its retention"):
+            report = run_retention(workspace, session, actor)
+            session.commit()
+    report.apply_to_indexes()
+    if as_json:
+        print(json.dumps(report.as_dict()))
+    else:
+        _print_retention(report.as_dict())

@@ -1,0 +1,152 @@
+"""`faceledger report` (oversight) and `faceledger subject report` (data-subject access).
+
+Both are for auditors and admins, and both are ledgered: the entry is appended before the
+files are written and committed after, so a report that failed to write leaves no entry.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from faceledger.auth.roles import PermissionDenied
+from faceledger.cli.app import (
+    EXIT_BAD_IMAGE,
+    EXIT_CHOOSE_FACE,
+    EXIT_REFUSED,
+    JsonOption,
+    app,
+    fail,
+    out,
+    settings_of,
+)
+from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.faces.decode import ImageRejected
+from faceledger.ledger import keys
+from faceledger.reports.oversight import OversightReport, Period, oversight_report
+from faceledger.reports.render import write_oversight, write_subject
+from faceledger.reports.signals import SignalRules
+from faceledger.reports.subject import SubjectReport, subject_report
+from faceledger.search.engine import FaceChoiceRequired, ProbeRefused
+from faceledger.workspace import Workspace
+
+EXIT_USAGE = 2
+DAY = ["%Y-%m-%d"]
+
+subject_app = typer.Typer(help="Data-subject access requests.", no_args_is_help=True)
+app.add_typer(subject_app, name="subject")
+
+
+def _print_oversight(report: OversightReport, html: Path) -> None:
+    table = Table("figure", "value", title="Oversight report " + report.period.as_dict()["from"])
+    for key, value in report.summary().items():
+        table.add_row(key.replace("_", " "), escape(str(value)))
+    out.print(table)
+    for signal in report.signals:
+        out.print(f"[bold red]signal:[/] {escape(signal.summary)} (entries {signal.seqs})")
+    if not report.ledger.ok:
+        out.print(f"[bold red]ledger does not verify:[/] {escape(report.ledger.problem or '')}")
+    out.print(f"Written to {escape(str(html))} (and one CSV per table beside it)")
+
+
+@app.command("report")
+def report(
+    ctx: typer.Context,
+    start: Annotated[
+        datetime, typer.Option("--from", formats=DAY, help="First day (UTC) included.")
+    ],
+    end: Annotated[
+        datetime, typer.Option("--to", formats=DAY, help="First day (UTC) no longer included.")
+    ],
+    directory: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Folder for report.html and CSVs.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Oversight report for [FROM, TO): use, outcomes, people affected, misuse signals."""
+    settings = settings_of(ctx)
+    try:
+        period = Period.days(start.date(), end.date())
+    except ValueError as error:
+        raise fail(str(error), EXIT_USAGE, as_json, error="invalid") from None
+    rules = SignalRules(same_face_threshold=settings.match_threshold)
+    with Workspace(settings).sessions() as session:
+        actor = acting_user(ctx, session)
+        try:
+            made = oversight_report(
+                session, actor, period, public_key=keys.existing_public_key(settings), rules=rules
+            )
+        except PermissionDenied as error:
+            raise auth_failure(error, as_json) from None
+        files = write_oversight(made, directory)
+        session.commit()
+    if as_json:
+        print(json.dumps({**made.as_dict(), "files": [str(path) for path in files]}))
+    else:
+        _print_oversight(made, files[0])
+
+
+def _print_subject(made: SubjectReport, path: Path) -> None:
+    counts = made.counts()
+    out.print(
+        f"{counts['faces']} faces in {counts['collections']} collections; returned by "
+        f"{counts['searches']} searches and shown {counts['viewings']} times"
+    )
+    if made.opted_out_since:
+        out.print(f"opted out since {made.opted_out_since.date()}")
+    out.print(f"Written to {escape(str(path))}")
+
+
+@subject_app.command("report")
+def subject_report_command(
+    ctx: typer.Context,
+    photo: Annotated[
+        Path, typer.Argument(help="A photo of the person.", exists=True, dir_okay=False)
+    ],
+    path: Annotated[Path, typer.Option("--out", dir_okay=False, help="The HTML file to write.")],
+    face: Annotated[
+        int | None, typer.Option("--face", help="Which face of the photo (1-based).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Where this person's face is held and which searches returned it (who, when, why)."""
+    from faceledger.faces.pipeline import FacePipeline
+
+    settings = settings_of(ctx)
+    workspace = Workspace(settings)
+    with workspace.sessions() as session:
+        actor = acting_user(ctx, session)
+        try:
+            made = subject_report(
+                workspace,
+                FacePipeline(settings, threads=2),
+                session,
+                actor,
+                photo.read_bytes(),
+                face=face,
+            )
+        except PermissionDenied as error:
+            raise auth_failure(error, as_json) from None
+        except ImageRejected as error:
+            raise fail(
+                str(error), EXIT_BAD_IMAGE, as_json, error="bad_image", reason=error.reason
+            ) from None
+        except FaceChoiceRequired as error:
+            boxes = [found.box.as_list() for found in error.faces]
+            raise fail(
+                str(error), EXIT_CHOOSE_FACE, as_json, error=error.code, boxes=boxes
+            ) from None
+        except ProbeRefused as error:
+            raise fail(str(error), EXIT_REFUSED, as_json, error=error.code) from None
+        write_subject(made, path)
+        session.commit()
+    if as_json:
+        print(json.dumps({**made.as_dict(), "file": str(path)}))
+    else:
+        _print_subject(made, path)
