@@ -1,21 +1,29 @@
-"""People and collections for tests that drive `faceledger` as its users would.
+"""People, collections, the CLI runner and ledger reading for tests that act as users.
 
 Ingestion is an admin's ledgered act into a collection that exists, so a test that ingests
-through the CLI first needs both: `ready_to_ingest` makes them through the services. The
-accounts, passwords and CLI runner themselves are test_auth's (reused, not repeated here).
+through the CLI first needs both: `ready_to_ingest` makes them through the services.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
 from faceledger.auth import users
+from faceledger.cli import app
 from faceledger.config import Settings
 from faceledger.policy.collections import create_collection
+from faceledger.store.models import LedgerEntry, LedgerPayload
 from faceledger.workspace import Workspace
-from tests.test_auth import ADMIN_PW, AUD_PW, INV_PW, as_admin
 
 ADMIN = "admin"
+ADMIN_PW = "admin-password-1"
+INV_PW = "investigator-pw-1"
+AUD_PW = "auditor-password-1"
 APR_PW = "approver-password-1"
 # Everyone but the admin, by name: (role, password).
 PEOPLE = {
@@ -59,3 +67,47 @@ def ready_to_ingest(settings: Settings, collection: str) -> None:
     """An initialised workspace with `collection` created: `credentials()` may ingest into it."""
     initialise(settings)
     add_collection(settings, collection)
+
+
+runner = CliRunner()
+NO_CREDENTIALS: dict[str, str | None] = {
+    name: None
+    for name in (
+        "FACELEDGER_TOKEN",
+        "FACELEDGER_USER",
+        "FACELEDGER_PASSWORD",
+        "FACELEDGER_ADMIN_PASSWORD",
+        "FACELEDGER_NEW_PASSWORD",
+    )
+}
+
+
+def cli(settings: Settings, *args: str, **env: str) -> tuple[int, str, str]:
+    """Run `faceledger` with no ambient credentials: only those in `env` count."""
+    result = runner.invoke(
+        app, ["--data-dir", str(settings.data_dir), *args], env={**NO_CREDENTIALS, **env}
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def as_admin(password: str = ADMIN_PW, name: str = ADMIN) -> dict[str, str]:
+    return {"FACELEDGER_USER": name, "FACELEDGER_PASSWORD": password}
+
+
+def entries(sessions: sessionmaker[Session], action: str | None = None) -> list[dict[str, Any]]:
+    """Ledger entries read afresh (a new session), with their payloads."""
+    with sessions() as session:
+        query = select(LedgerEntry, LedgerPayload.body).join(
+            LedgerPayload, LedgerPayload.seq == LedgerEntry.seq
+        )
+        if action:
+            query = query.where(LedgerEntry.action == action)
+        return [
+            {
+                "actor": entry.actor,
+                "action": entry.action,
+                "subject": entry.subject,
+                "payload": json.loads(body),
+            }
+            for entry, body in session.execute(query.order_by(LedgerEntry.seq))
+        ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
+from faceledger.auth import passwords
 from faceledger.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,3 +44,11 @@ def pipeline(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type
 
     data = tmp_path_factory.mktemp("pipeline-data")
     return FacePipeline(load_settings(data, workers=1, model_dir=model_dir))
+
+
+@pytest.fixture(autouse=True)
+def cheap_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with small costs in every test: the same code paths, a fraction of the time
+    (test_auth checks the production parameters themselves)."""
+    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", fast)

@@ -6,13 +6,11 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from argon2 import PasswordHasher, Type
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from typer.testing import CliRunner
 
 from faceledger.auth import login, passwords, tokens, users
 from faceledger.auth.actor import resolve_actor
@@ -21,22 +19,11 @@ from faceledger.auth.passwords import WeakPassword, generate_password, verify_pa
 from faceledger.auth.roles import AuthError, PermissionDenied, Role, UnknownRole, require_role
 from faceledger.auth.tokens import authenticate_token, create_token, revoke_token
 from faceledger.auth.users import UserError
-from faceledger.cli import app
 from faceledger.cli.app import EXIT_AUTH, EXIT_REFUSED
 from faceledger.config import Settings
-from faceledger.store.models import ApiToken, LedgerEntry, LedgerPayload, User
+from faceledger.store.models import ApiToken, User
 from faceledger.workspace import Workspace
-
-ADMIN_PW = "admin-password-1"
-INV_PW = "investigator-pw-1"
-AUD_PW = "auditor-password-1"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
-    """argon2id with small costs: the same code paths, a fraction of the time."""
-    fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr(passwords, "_hasher", fast)
+from tests.accounts import ADMIN_PW, AUD_PW, INV_PW, as_admin, cli, entries
 
 
 class Clock:
@@ -75,25 +62,6 @@ def db(sessions: sessionmaker[Session]) -> Iterator[Session]:
 
 def user(session: Session, name: str) -> User:
     return users.get_user(session, name)
-
-
-def entries(sessions: sessionmaker[Session], action: str | None = None) -> list[dict[str, Any]]:
-    """Ledger entries read afresh (a new session), with their payloads."""
-    with sessions() as session:
-        query = select(LedgerEntry, LedgerPayload.body).join(
-            LedgerPayload, LedgerPayload.seq == LedgerEntry.seq
-        )
-        if action:
-            query = query.where(LedgerEntry.action == action)
-        return [
-            {
-                "actor": entry.actor,
-                "action": entry.action,
-                "subject": entry.subject,
-                "payload": json.loads(body),
-            }
-            for entry, body in session.execute(query.order_by(LedgerEntry.seq))
-        ]
 
 
 def ledger_text(sessions: sessionmaker[Session]) -> str:
@@ -563,29 +531,6 @@ def test_resolve_actor_refuses_deactivated_users(db: Session) -> None:
 
 
 # --- CLI -----------------------------------------------------------------------------------
-
-runner = CliRunner()
-NO_CREDENTIALS: dict[str, str | None] = {
-    name: None
-    for name in (
-        "FACELEDGER_TOKEN",
-        "FACELEDGER_USER",
-        "FACELEDGER_PASSWORD",
-        "FACELEDGER_ADMIN_PASSWORD",
-        "FACELEDGER_NEW_PASSWORD",
-    )
-}
-
-
-def cli(settings: Settings, *args: str, **env: str) -> tuple[int, str, str]:
-    result = runner.invoke(
-        app, ["--data-dir", str(settings.data_dir), *args], env={**NO_CREDENTIALS, **env}
-    )
-    return result.exit_code, result.stdout, result.stderr
-
-
-def as_admin(password: str = ADMIN_PW, name: str = "admin") -> dict[str, str]:
-    return {"FACELEDGER_USER": name, "FACELEDGER_PASSWORD": password}
 
 
 def test_cli_init_prints_a_generated_password_once(settings: Settings) -> None:

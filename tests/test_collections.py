@@ -27,13 +27,16 @@ from faceledger.policy.collections import (
 )
 from faceledger.store.models import SourceImage
 from faceledger.workspace import Workspace
-from tests.accounts import ADMIN, PEOPLE, add_collection, credentials, initialise
-from tests.faces import photos
-from tests.test_auth import (
-    cheap_hasher,  # noqa: F401  (autouse: argon2 with small costs)
+from tests.accounts import (
+    ADMIN,
+    PEOPLE,
+    add_collection,
     cli,
+    credentials,
     entries,
+    initialise,
 )
+from tests.faces import photos
 
 EXIT_USAGE = 2
 DEFAULTS = {

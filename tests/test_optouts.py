@@ -39,15 +39,14 @@ from faceledger.policy.optouts import (
 from faceledger.store.models import Collection, Face, OptOut, SourceImage
 from faceledger.store.purge import FacePurge
 from faceledger.workspace import Workspace
-from tests.faces import photos
-from tests.test_auth import (
+from tests.accounts import (
     ADMIN_PW,
     AUD_PW,
     INV_PW,
-    cheap_hasher,  # noqa: F401  (autouse: argon2 with small costs)
     cli,
     entries,
 )
+from tests.faces import photos
 
 PERSON = "Colin_Powell"  # asks to opt out
 OTHER = "Tony_Blair"  # a bystander who must not be touched

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, text
@@ -29,10 +30,11 @@ from faceledger.ingest.ledgered import run_ingest
 from faceledger.ledger import keys
 from faceledger.policy.collections import create_collection
 from faceledger.policy.optouts import add_optout
-from faceledger.reports.oversight import OversightReport, Period, oversight_report
+from faceledger.reports.oversight import OversightReport, Table, oversight_report
+from faceledger.reports.records import Period
 from faceledger.reports.render import render_oversight, write_oversight
 from faceledger.reports.signals import SignalRules
-from faceledger.reports.subject import subject_report
+from faceledger.reports.subject import SubjectReport, subject_report
 from faceledger.search.outcome import SearchOutcome
 from faceledger.search.service import SearchService
 from faceledger.store.models import (
@@ -51,6 +53,8 @@ PASSWORD = "scenario-password-1"
 PEOPLE = ("Colin_Powell", "Tony_Blair", "Gerhard_Schroeder", "Hugo_Chavez", "Serena_Williams")
 HOSTILE_CASE = '=HYPERLINK("http://x")<script>alert(1)</script>'
 runner = CliRunner()
+# A ledger entry as the tests read it: seq, action, actor, subject, payload.
+Entry = tuple[int, str, str | None, str | None, dict[str, Any]]
 
 
 class ScriptClock:
@@ -81,7 +85,6 @@ class Scenario:
     period: Period
     first_day: date
     end_day: date
-    users: dict[str, int]
     asked: list[Asked] = field(default_factory=list)
     faces_indexed: int = 0
     late_request: int = 0
@@ -128,7 +131,6 @@ def _build(settings: Settings, pipeline: FacePipeline, faces_dev: Path, child: P
             session, admin, "police", legal_basis="law enforcement (test)", approval_required=True
         )
         session.commit()
-        users = {u.name: u.id for u in session.scalars(select(User))}
     gallery = {"news": PEOPLE[:4], "police": (PEOPLE[0], PEOPLE[4])}
     indexed = 0
     for collection, people in gallery.items():
@@ -148,9 +150,9 @@ def _build(settings: Settings, pipeline: FacePipeline, faces_dev: Path, child: P
     service = SearchService(workspace, pipeline, clock=clock)
     first_day, end_day = monday, today + timedelta(days=2)
     scenario = Scenario(
-        settings, Period.days(first_day, end_day), first_day, end_day, users, faces_indexed=indexed
+        settings, Period.days(first_day, end_day), first_day, end_day, faces_indexed=indexed
     )
-    who = {name: _user(settings, name) for name in users}
+    who = {name: _user(settings, name) for name in roles}
 
     def ask(user: str, person: str | None, collection: str, case: str | None, photo: Path) -> int:
         clock.advance(60)
@@ -243,7 +245,7 @@ def _report(scenario: Scenario, rules: SignalRules = RULES) -> OversightReport:
     return made
 
 
-def _ledger(settings: Settings) -> list[tuple[int, str, str | None, str | None, dict[str, Any]]]:
+def _ledger(settings: Settings) -> list[Entry]:
     """Every entry as (seq, action, actor, subject, payload), read straight from the tables."""
     with Workspace(settings).sessions() as session:
         rows = session.execute(
@@ -260,8 +262,12 @@ def _ledger(settings: Settings) -> list[tuple[int, str, str | None, str | None, 
         return [(s, a, who, subj, json.loads(body or "{}")) for s, a, who, subj, body in rows]
 
 
-def _payloads(entries: list[tuple[int, str, Any, Any, dict[str, Any]]], action: str) -> list[dict]:
+def _payloads(entries: list[Entry], action: str) -> list[dict[str, Any]]:
     return [payload for _, name, _, _, payload in entries if name == action]
+
+
+def _table(report: OversightReport, name: str) -> Table:
+    return next(table for table in report.tables() if table.name == name)
 
 
 def test_report_counts_agree_with_the_ledger_and_the_script(scenario: Scenario) -> None:
@@ -316,10 +322,6 @@ def test_report_counts_agree_with_the_ledger_and_the_script(scenario: Scenario) 
     assert after[-1][4]["searches"] == summary["searches"]
 
 
-def _table(report: OversightReport, name: str):  # type: ignore[no-untyped-def]
-    return next(table for table in report.tables() if table.name == name)
-
-
 def test_a_period_without_activity_reports_none(scenario: Scenario) -> None:
     earlier = Period.days(scenario.first_day - timedelta(days=7), scenario.first_day)
     report = _report(replace(scenario, period=earlier))
@@ -358,6 +360,12 @@ def test_misuse_signals_name_the_scripted_requests_and_their_entries(scenario: S
 
     # With the default peer rule (at least 10 searches) nobody here searches "far more".
     assert "heavy_user" not in {s.kind for s in _report(scenario, SignalRules()).signals}
+
+    # Working hours are local: at UTC+14 the morning searches were made near midnight and
+    # only the one made at 23:30 UTC falls inside working hours.
+    kiribati = _report(scenario, replace(RULES, zone=ZoneInfo("Pacific/Kiritimati")))
+    late = {i for s in kiribati.signals if s.kind == "unusual_hours" for i in s.request_ids}
+    assert late == scenario.ids() - {scenario.late_request}
 
 
 def test_html_answers_at_a_glance_and_escapes_what_people_typed(
@@ -411,6 +419,17 @@ def test_cli_report_writes_html_and_csvs_for_auditors_only(
     backwards = ["--from", dates[3], "--to", dates[1]]
     code, _ = _cli(settings, "audrey", "report", *backwards, "--out", str(tmp_path / "no"))
     assert code == 2 and not (tmp_path / "no").exists()
+    code, _ = _cli(
+        settings,
+        "audrey",
+        "report",
+        *dates,
+        "--timezone",
+        "Nowhere/Else",
+        "--out",
+        str(tmp_path / "no"),
+    )
+    assert code == 2
     assert len(_generated(settings, "report.generated")) == before
 
     code, answer = _cli(
@@ -515,7 +534,7 @@ def test_an_opted_out_person_is_reported_as_such_and_no_longer_held(
     workspace = Workspace(copy.settings)
     photo = photos(faces_dev, PEOPLE[4])[0].read_bytes()
 
-    def report_as(name: str):  # type: ignore[no-untyped-def]
+    def report_as(name: str) -> SubjectReport:
         with workspace.sessions() as session:
             made = subject_report(workspace, pipeline, session, _user(copy.settings, name), photo)
             session.commit()

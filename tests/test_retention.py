@@ -18,15 +18,14 @@ from faceledger.policy.retention import RetentionReport, run_retention
 from faceledger.search import probes
 from faceledger.store.models import SearchRequest, SearchResult, SourceImage
 from faceledger.workspace import Workspace
-from tests.faces import photos
-from tests.test_auth import (
+from tests.accounts import (
     ADMIN_PW,
     AUD_PW,
     INV_PW,
-    cheap_hasher,  # noqa: F401  (autouse: argon2 with small costs)
     cli,
     entries,
 )
+from tests.faces import photos
 from tests.test_optouts import (
     PERSON,
     add_collection,

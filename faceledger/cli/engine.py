@@ -12,6 +12,7 @@ from rich.progress import TaskID
 from faceledger.auth.roles import PermissionDenied
 from faceledger.cli.app import (
     EXIT_NOT_FOUND,
+    EXIT_REFUSED,
     JsonOption,
     WorkersOption,
     app,
@@ -21,10 +22,20 @@ from faceledger.cli.app import (
     settings_of,
 )
 from faceledger.cli.auth import acting_user, auth_failure
-from faceledger.demo import plan_demo
+from faceledger.cli.search import print_outcome
+from faceledger.demo import (
+    DEMO_ADMIN,
+    DEMO_INVESTIGATOR,
+    DemoRefused,
+    demo_accounts,
+    ensure_demo_collection,
+    plan_demo,
+    sign_in,
+)
 from faceledger.ingest.job import IngestJob, IngestSummary
 from faceledger.ingest.ledgered import Sources, run_ingest
 from faceledger.policy.collections import UnknownCollection
+from faceledger.search.service import SearchService
 from faceledger.workspace import Workspace
 
 
@@ -114,31 +125,47 @@ def demo(
     people: Annotated[int, typer.Option(help="How many people to index.")] = 60,
     workers: WorkersOption = None,
 ) -> None:
-    """Build the 'demo' collection from FOLDER and search it with a held-out photo."""
+    """Set up demo accounts, build the 'demo' collection from FOLDER, search a held-out photo."""
+    settings = settings_of(ctx)
     try:
         plan = plan_demo(folder, people)
+        accounts = demo_accounts(settings)
     except (FileNotFoundError, ValueError) as error:
         raise fail(str(error), EXIT_NOT_FOUND, False) from None
+    except DemoRefused as error:
+        raise fail(str(error), EXIT_REFUSED, False) from None
+    if accounts.created:
+        out.print(
+            f"Created demo accounts {', '.join(accounts.passwords)}; passwords in {accounts.path}"
+        )
+    admin = sign_in(settings, accounts, DEMO_ADMIN)
+    ensure_demo_collection(settings, admin)
     out.print(f"Indexing {len(plan.gallery)} photos of {people} people into collection 'demo'")
-    ctx.invoke(
-        ingest,
-        ctx=ctx,
-        paths=plan.gallery,
-        collection="demo",
-        workers=workers,
-        index_review_band=False,
-        as_json=False,
+    workspace = Workspace(settings)
+    shown = _JobProgress()
+    job = IngestJob(workspace, "demo", workers=workers or settings.workers, on_item=shown.update)
+    with workspace.sessions() as session:
+        try:
+            summary = run_ingest(session, admin, job, plan.gallery, on_start=shown.start)
+        finally:
+            shown.stop()
+    _print_summary(summary)
+    out.print(
+        f"\nSearching as {DEMO_INVESTIGATOR} for the face in {plan.probe} "
+        "(held out of the collection), purpose investigation, case DEMO-1:"
     )
-    out.print(f"\nSearching for the face in {plan.probe} (held out of the collection):")
-    from faceledger.cli.search import search
-
-    ctx.invoke(
-        search,
-        ctx=ctx,
-        photo=plan.probe,
-        collection=["demo"],
+    outcome = SearchService(workspace).request(
+        sign_in(settings, accounts, DEMO_INVESTIGATOR),
+        plan.probe.read_bytes(),
+        collections=["demo"],
+        purpose="investigation",
+        case_ref="DEMO-1",
+        justification="demonstration: find the person of a held-out photo",
         face=1,
-        top=10,
-        threshold=None,
-        as_json=False,
+    )
+    print_outcome(outcome, False)
+    out.print(
+        f"\nNext: act as {DEMO_INVESTIGATOR} (FACELEDGER_USER, FACELEDGER_PASSWORD from "
+        f"{accounts.path}) to review results (`faceledger request show {outcome.request_id}`), "
+        "or check the record: `faceledger ledger verify`."
     )

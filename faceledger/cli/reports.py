@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.markup import escape
@@ -29,7 +30,8 @@ from faceledger.cli.app import (
 from faceledger.cli.auth import acting_user, auth_failure
 from faceledger.faces.decode import ImageRejected
 from faceledger.ledger import keys
-from faceledger.reports.oversight import OversightReport, Period, oversight_report
+from faceledger.reports.oversight import OversightReport, oversight_report
+from faceledger.reports.records import Period
 from faceledger.reports.render import write_oversight, write_subject
 from faceledger.reports.signals import SignalRules
 from faceledger.reports.subject import SubjectReport, subject_report
@@ -67,15 +69,18 @@ def report(
     directory: Annotated[
         Path, typer.Option("--out", file_okay=False, help="Folder for report.html and CSVs.")
     ],
+    zone: Annotated[
+        str, typer.Option("--timezone", help="Zone of the working hours (07:00-20:00).")
+    ] = "UTC",
     as_json: JsonOption = False,
 ) -> None:
     """Oversight report for [FROM, TO): use, outcomes, people affected, misuse signals."""
     settings = settings_of(ctx)
     try:
         period = Period.days(start.date(), end.date())
-    except ValueError as error:
+        rules = SignalRules(zone=ZoneInfo(zone), same_face_threshold=settings.match_threshold)
+    except (ValueError, ZoneInfoNotFoundError) as error:
         raise fail(str(error), EXIT_USAGE, as_json, error="invalid") from None
-    rules = SignalRules(same_face_threshold=settings.match_threshold)
     with Workspace(settings).sessions() as session:
         actor = acting_user(ctx, session)
         try:

@@ -75,13 +75,16 @@ def _call(action: Callable[[], T], as_json: bool) -> T:
         return action()
     except ServiceRefusal as problem:
         code = _exit_code(problem.code, problem.is_permission)
-        raise fail(str(problem), code, as_json, error=problem.code) from None
+        raise fail(
+            str(problem), code, as_json, error=problem.code, status="refused", reason=str(problem)
+        ) from None
     except NotFound as problem:
         raise fail(str(problem), EXIT_NOT_FOUND, as_json, error="not_found") from None
 
 
 def _results_table(results: list[dict[str, Any]]) -> Table:
-    table = Table("result", "#", "score", "box", "captured", "decision")
+    """Best first; `result` is the id to review. Boxes and digests are in --json."""
+    table = Table("result", "score", "captured", "decision")
     table.add_column("image", overflow="fold")
     table.add_column("page", overflow="fold")
     for row in results:
@@ -90,9 +93,7 @@ def _results_table(results: list[dict[str, Any]]) -> Table:
             decision += " (confirmed by two)"
         table.add_row(
             str(row["result_id"]),
-            str(row["rank"]),
             f"{row['score']:.3f}",
-            str(row["box"]),
             (row["captured_at"] or "-")[:10],
             decision,
             escape(row["image_url"] or "-"),
@@ -101,7 +102,7 @@ def _results_table(results: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _print_outcome(outcome: SearchOutcome, as_json: bool) -> None:
+def print_outcome(outcome: SearchOutcome, as_json: bool) -> None:
     """Print an outcome and exit with its status (0 done or waiting, 3 refused, 4 denied role)."""
     if as_json:
         print(json.dumps(outcome.as_dict()))
@@ -174,7 +175,7 @@ def search(
         )
     except FaceChoiceRequired as error:
         raise _faces_listing(error, as_json) from None
-    _print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json)
 
 
 @request_app.command("list")
@@ -231,7 +232,7 @@ def request_approve(
 ) -> None:
     """Approve a waiting request (approver role; never your own)."""
     service, user = _service(ctx)
-    _print_outcome(_call(lambda: service.approve(user, request_id, reason), as_json), as_json)
+    print_outcome(_call(lambda: service.approve(user, request_id, reason), as_json), as_json)
 
 
 @request_app.command("deny")
@@ -240,7 +241,7 @@ def request_deny(
 ) -> None:
     """Deny a waiting request (approver role; never your own)."""
     service, user = _service(ctx)
-    _print_outcome(_call(lambda: service.deny(user, request_id, reason), as_json), as_json)
+    print_outcome(_call(lambda: service.deny(user, request_id, reason), as_json), as_json)
 
 
 @request_app.command("run")
@@ -264,7 +265,7 @@ def request_run(
         lambda: service.run(user, request_id, probe=probe, collections=collection or None),
         as_json,
     )
-    _print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json)
 
 
 @request_app.command("authorise")
@@ -284,7 +285,7 @@ def request_authorise(
     outcome = _call(
         lambda: service.record_authorisation(user, request_id, reference, not refused), as_json
     )
-    _print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json)
 
 
 @request_app.command("export")

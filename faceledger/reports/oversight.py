@@ -1,78 +1,48 @@
 """The oversight report: how search was used in a period, by whom, for what, with what
 result, who was affected, and whether the ledger behind it all is whole.
 
-Figures come from the store (requests, results, reviews, the exposure register) and from
-the ledger (decisions, ingestion jobs, activity); every table row is plain values, so the
-HTML page, the CSV files and the JSON summary are the same numbers in three forms.
+The records (read by `records`) are aggregated into tables of plain values, so the HTML
+page, the CSV files and the JSON summary are the same numbers in three forms.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from faceledger.auth.clock import as_utc, utcnow
+from faceledger.auth.clock import utcnow
 from faceledger.auth.roles import Role, require_role
 from faceledger.ledger import log
 from faceledger.ledger.verify import VerifyReport, verify
-from faceledger.reports.signals import DecisionFact, SearchFact, Signal, SignalRules, find_signals
-from faceledger.store.models import (
-    Exposure,
-    LedgerEntry,
-    LedgerPayload,
-    Review,
-    SearchRequest,
-    SearchResult,
-    User,
+from faceledger.reports.records import (
+    ConfirmedMatch,
+    DecisionFact,
+    IngestVolume,
+    Period,
+    SearchFact,
+    Shown,
+    load_activity,
+    load_confirmed,
+    load_decisions,
+    load_ingestion,
+    load_searches,
+    load_shown,
 )
+from faceledger.reports.signals import Signal, SignalRules, find_signals
+from faceledger.search.outcome import APPROVED, DENIED, DONE, EXPIRED, PENDING, PURGED, REFUSED
+from faceledger.store.models import User
 
-DECISION_ACTIONS = ("search.approved", "search.denied")
 # Outcome columns in this order; any other status found is appended after them.
-STATUSES = ("done", "pending", "approved", "denied", "refused", "expired", "purged")
+STATUSES = (DONE, PENDING, APPROVED, DENIED, REFUSED, EXPIRED, PURGED)
 
 Cell = str | int | float | None
-
-
-@dataclass(frozen=True)
-class Period:
-    """[start, end) in UTC: a day given as an end is not included."""
-
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("period bounds must carry a time zone")
-        if self.end <= self.start:
-            raise ValueError("the period must end after it starts")
-        # Stored times are UTC; binding other zones would compare wall clocks, not instants.
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
-
-    @classmethod
-    def days(cls, first: date, end: date) -> Period:
-        """From midnight UTC of `first` up to, not including, midnight UTC of `end`."""
-        return cls(datetime.combine(first, time(), UTC), datetime.combine(end, time(), UTC))
-
-    def ledger_bounds(self) -> tuple[str, str]:
-        """The bounds as ledger timestamps: UTC ISO strings, which sort as the times do."""
-        return (
-            self.start.isoformat(timespec="microseconds"),
-            self.end.isoformat(timespec="microseconds"),
-        )
-
-    def as_dict(self) -> dict[str, str]:
-        return {"from": self.start.isoformat(), "to": self.end.isoformat()}
 
 
 @dataclass(frozen=True)
@@ -89,36 +59,6 @@ class Table:
 
 
 @dataclass(frozen=True)
-class ConfirmedMatch:
-    request_id: int
-    result_id: int
-    collection: str
-    face_id: int | None
-    score: float
-    image_url: str | None
-    confirmed_by: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Shown:
-    """One entry of the exposure register: a face shown to a person."""
-
-    face_id: int | None
-    viewer: str
-    collection: str
-
-
-@dataclass(frozen=True)
-class IngestJob:
-    collection: str
-    images: int
-    images_with_faces: int
-    faces_indexed: int
-    skipped: int
-    errors: int
-
-
-@dataclass(frozen=True)
 class OversightReport:
     period: Period
     generated_by: str
@@ -126,7 +66,7 @@ class OversightReport:
     decisions: list[DecisionFact]
     confirmed: list[ConfirmedMatch]
     shown: list[Shown]
-    ingestion: list[IngestJob]
+    ingestion: list[IngestVolume]
     activity: dict[str, int]
     ledger: VerifyReport
     signals: list[Signal]
@@ -137,7 +77,7 @@ class OversightReport:
         return Counter(search.status for search in self.searches)
 
     def refusals(self) -> Counter[str]:
-        return Counter(s.refusal_code or "unknown" for s in self.searches if s.status == "refused")
+        return Counter(s.refusal_code or "unknown" for s in self.searches if s.status == REFUSED)
 
     def people_affected(self) -> int:
         """Distinct faces in the exposure register: each is a person shown to someone."""
@@ -155,8 +95,8 @@ class OversightReport:
             "result_views": self.activity.get("results.viewed", 0),
             "confirmed_matches": len(self.confirmed),
             "people_affected": self.people_affected(),
-            "approvals": sum(d.decision == "approved" for d in self.decisions),
-            "denials": sum(d.decision == "denied" for d in self.decisions),
+            "approvals": sum(d.decision == APPROVED for d in self.decisions),
+            "denials": sum(d.decision == DENIED for d in self.decisions),
             "faces_indexed": sum(job.faces_indexed for job in self.ingestion),
             "signals": len(self.signals),
             "ledger_ok": self.ledger.ok,
@@ -373,190 +313,7 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _request_id(subject: str | None) -> int | None:
-    """The request a ledger subject names ("search:ID"), if any."""
-    kind, _, number = (subject or "").partition(":")
-    return int(number) if kind == "search" and number.isdigit() else None
-
-
-def _in_period(period: Period) -> Select[tuple[int]]:
-    return select(SearchRequest.id).where(
-        SearchRequest.created_at >= period.start, SearchRequest.created_at < period.end
-    )
-
-
-def _entries_in(period: Period) -> Select[Any]:
-    start, end = period.ledger_bounds()
-    return select(LedgerEntry).where(LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
-
-
-def _load_searches(session: Session, period: Period) -> list[SearchFact]:
-    results: dict[int, dict[str, int]] = defaultdict(dict)
-    counted = (
-        select(SearchResult.request_id, SearchResult.collection, func.count())
-        .where(SearchResult.request_id.in_(_in_period(period)))
-        .group_by(SearchResult.request_id, SearchResult.collection)
-    )
-    for request_id, collection, count in session.execute(counted):
-        results[request_id][collection] = count
-    # A request's entries all follow its creation: entries before the period are not its own.
-    seqs: dict[int, list[int]] = defaultdict(list)
-    cited = select(LedgerEntry.seq, LedgerEntry.subject).where(
-        LedgerEntry.subject.like("search:%"), LedgerEntry.created_at >= period.ledger_bounds()[0]
-    )
-    for seq, subject in session.execute(cited.order_by(LedgerEntry.seq)):
-        request_id = _request_id(subject)
-        if request_id is not None:
-            seqs[request_id].append(seq)
-    rows = session.execute(
-        select(SearchRequest, User.name)
-        .join(User, User.id == SearchRequest.requester_id)
-        .where(SearchRequest.id.in_(_in_period(period)))
-        .order_by(SearchRequest.id)
-    )
-    return [
-        SearchFact(
-            request_id=request.id,
-            requester=name,
-            created_at=as_utc(request.created_at),
-            status=request.status,
-            refusal_code=request.refusal_code,
-            purpose=request.purpose,
-            case_ref=request.case_ref,
-            collections=tuple(request.collections or ()),
-            probe_hash=request.probe_hash,
-            embedding=(
-                np.frombuffer(request.probe_embedding, dtype="<f4")
-                if request.probe_embedding
-                else None
-            ),
-            results=results.get(request.id, {}),
-            seqs=tuple(seqs.get(request.id, ())),
-        )
-        for request, name in rows
-    ]
-
-
-def _load_decisions(session: Session, period: Period) -> list[DecisionFact]:
-    """Decisions taken in the period (on requests that may be older), timed by the store's
-    clock, each with the ledger entry that records it."""
-    requester, approver = aliased(User), aliased(User)
-    rows = session.execute(
-        select(SearchRequest, requester.name, approver.name)
-        .join(requester, requester.id == SearchRequest.requester_id)
-        .join(approver, approver.id == SearchRequest.decided_by)
-        .where(SearchRequest.decided_at >= period.start, SearchRequest.decided_at < period.end)
-        .order_by(SearchRequest.decided_at, SearchRequest.id)
-    ).all()
-    entries = session.execute(
-        select(LedgerEntry.subject, LedgerEntry.seq).where(
-            LedgerEntry.action.in_(DECISION_ACTIONS),
-            LedgerEntry.subject.in_([f"search:{request.id}" for request, _, _ in rows]),
-        )
-    )
-    seqs = {_request_id(subject): seq for subject, seq in entries}
-    decisions = []
-    for request, requester_name, approver_name in rows:
-        decided_at = as_utc(request.decided_at)
-        decisions.append(
-            DecisionFact(
-                request_id=request.id,
-                decision="denied" if request.status == "denied" else "approved",
-                approver=approver_name,
-                requester=requester_name,
-                decided_at=decided_at,
-                waited_seconds=(decided_at - as_utc(request.created_at)).total_seconds(),
-                seq=seqs.get(request.id),
-            )
-        )
-    return decisions
-
-
-def _load_confirmed(session: Session, period: Period) -> list[ConfirmedMatch]:
-    """Results of the period's searches confirmed by the searcher and someone else."""
-    rows = session.execute(
-        select(SearchResult, SearchRequest.requester_id, Review.user_id, User.name)
-        .join(SearchRequest, SearchRequest.id == SearchResult.request_id)
-        .join(Review, Review.result_id == SearchResult.id)
-        .join(User, User.id == Review.user_id)
-        .where(SearchResult.request_id.in_(_in_period(period)), Review.decision == "confirm")
-        .order_by(SearchResult.request_id, SearchResult.rank, User.name)
-    )
-    confirmers: dict[int, dict[int, str]] = defaultdict(dict)
-    found: dict[int, tuple[SearchResult, int]] = {}
-    for result, requester_id, user_id, name in rows:
-        found[result.id] = (result, requester_id)
-        confirmers[result.id][user_id] = name
-    return [
-        ConfirmedMatch(
-            request_id=result.request_id,
-            result_id=result.id,
-            collection=result.collection,
-            face_id=result.face_id,
-            score=result.score,
-            image_url=result.image_url,
-            confirmed_by=tuple(confirmers[result.id].values()),
-        )
-        for result, requester_id in found.values()
-        if requester_id in confirmers[result.id] and len(confirmers[result.id]) >= 2
-    ]
-
-
-def _load_shown(session: Session, period: Period) -> list[Shown]:
-    rows = session.execute(
-        select(Exposure.face_id, User.name, SearchResult.collection)
-        .join(User, User.id == Exposure.shown_to)
-        .join(SearchResult, SearchResult.id == Exposure.result_id)
-        .where(Exposure.shown_at >= period.start, Exposure.shown_at < period.end)
-        .order_by(Exposure.id)
-    )
-    return [Shown(face_id, viewer, collection) for face_id, viewer, collection in rows]
-
-
-def _count(value: Any) -> int:
-    """A payload figure: a number, or a list or mapping of items (errors, skips by reason)."""
-    if isinstance(value, dict):
-        return sum(_count(item) for item in value.values())
-    if isinstance(value, list):
-        return len(value)
-    return int(value or 0)
-
-
-def _load_ingestion(session: Session, period: Period) -> list[IngestJob]:
-    """Finished ingestion jobs, from their ledger entries (an erased payload counts as a job)."""
-    rows = session.execute(
-        _entries_in(period)
-        .with_only_columns(LedgerEntry.subject, LedgerPayload.body)
-        .outerjoin(LedgerPayload, LedgerPayload.seq == LedgerEntry.seq)
-        .where(LedgerEntry.action == "ingest.finished")
-        .order_by(LedgerEntry.seq)
-    )
-    jobs = []
-    for subject, body in rows:
-        payload = json.loads(body) if body else {}
-        jobs.append(
-            IngestJob(
-                collection=str(payload.get("collection") or subject or "(unknown)"),
-                images=_count(payload.get("images")),
-                images_with_faces=_count(payload.get("images_with_faces")),
-                faces_indexed=_count(payload.get("faces_indexed")),
-                skipped=_count(payload.get("skipped")),
-                errors=_count(payload.get("errors")),
-            )
-        )
-    return jobs
-
-
-def _load_activity(session: Session, period: Period) -> dict[str, int]:
-    counted = (
-        _entries_in(period)
-        .with_only_columns(LedgerEntry.action, func.count())
-        .group_by(LedgerEntry.action)
-    )
-    return {action: count for action, count in session.execute(counted)}
-
-
-def gather(
+def _gather(
     session: Session,
     period: Period,
     *,
@@ -566,17 +323,17 @@ def gather(
 ) -> OversightReport:
     """Read everything the report shows (nothing is written)."""
     rules = rules or SignalRules()
-    searches = _load_searches(session, period)
-    decisions = _load_decisions(session, period)
+    searches = load_searches(session, period)
+    decisions = load_decisions(session, period)
     return OversightReport(
         period=period,
         generated_by=generated_by,
         searches=searches,
         decisions=decisions,
-        confirmed=_load_confirmed(session, period),
-        shown=_load_shown(session, period),
-        ingestion=_load_ingestion(session, period),
-        activity=_load_activity(session, period),
+        confirmed=load_confirmed(session, period),
+        shown=load_shown(session, period),
+        ingestion=load_ingestion(session, period),
+        activity=load_activity(session, period),
         ledger=verify(session, public_key),
         signals=find_signals(searches, decisions, rules),
         rules=rules,
@@ -593,7 +350,7 @@ def oversight_report(
 ) -> OversightReport:
     """The report, for auditors and admins; its making is ledgered (the caller commits)."""
     require_role(actor, Role.AUDITOR, Role.ADMIN)
-    report = gather(session, period, generated_by=actor.name, public_key=public_key, rules=rules)
+    report = _gather(session, period, generated_by=actor.name, public_key=public_key, rules=rules)
     summary = report.summary()
     log.append(
         session,

@@ -10,49 +10,17 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import numpy as np
 
+from faceledger.reports.records import DecisionFact, SearchFact
+from faceledger.search.outcome import APPROVED
+
 # Rows of similarities compared at once when grouping probes by face (bounds memory).
 _BLOCK = 1024
-
-
-@dataclass(frozen=True, eq=False)
-class SearchFact:
-    """One search request as the oversight report sees it (times are aware UTC)."""
-
-    request_id: int
-    requester: str
-    created_at: datetime
-    status: str
-    refusal_code: str | None
-    purpose: str | None
-    case_ref: str | None
-    collections: tuple[str, ...]
-    probe_hash: str
-    embedding: np.ndarray | None
-    results: dict[str, int] = field(default_factory=dict)  # results returned, by collection
-    seqs: tuple[int, ...] = ()  # ledger entries whose subject is this request
-
-    @property
-    def result_count(self) -> int:
-        return sum(self.results.values())
-
-
-@dataclass(frozen=True)
-class DecisionFact:
-    """An approver's decision on a request, and the ledger entry recording it (if found)."""
-
-    request_id: int
-    decision: str  # "approved" or "denied"
-    approver: str | None
-    requester: str | None
-    decided_at: datetime
-    waited_seconds: float
-    seq: int | None
 
 
 @dataclass(frozen=True)
@@ -244,7 +212,7 @@ def quick_approvals(
     by_approver: dict[str, list[DecisionFact]] = defaultdict(list)
     limit = rules.quick_approval_seconds
     for decision in decisions:
-        if decision.decision == "approved" and decision.waited_seconds < limit:
+        if decision.decision == APPROVED and decision.waited_seconds < limit:
             by_approver[decision.approver or "-"].append(decision)
     found = []
     for approver, group in sorted(by_approver.items()):
