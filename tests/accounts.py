@@ -17,7 +17,7 @@ from faceledger.auth import users
 from faceledger.cli import app
 from faceledger.config import Settings
 from faceledger.policy.collections import create_collection
-from faceledger.store.models import LedgerEntry, LedgerPayload
+from faceledger.store.models import LedgerEntry, LedgerPayload, User
 from faceledger.workspace import Workspace
 
 ADMIN = "admin"
@@ -111,3 +111,11 @@ def entries(sessions: sessionmaker[Session], action: str | None = None) -> list[
             }
             for entry, body in session.execute(query.order_by(LedgerEntry.seq))
         ]
+
+
+def person(settings: Settings, name: str) -> User:
+    """A user row, detached, to hand to a service as the acting person."""
+    with Workspace(settings).sessions() as session:
+        user = users.get_user(session, name)
+        session.expunge(user)
+        return user

@@ -22,9 +22,10 @@ from faceledger.ingest.job import IngestJob
 from faceledger.ledger.log import append
 from faceledger.ledger.verify import verify
 from faceledger.search.engine import SearchEngine, Target
+from faceledger.search.service import SearchService
 from faceledger.store import repo
 from faceledger.workspace import Workspace
-from tests.accounts import add_collection
+from tests.accounts import add_collection, initialise, person
 from tests.faces import photos
 
 SERVER = os.environ.get("FACELEDGER_TEST_POSTGRES")
@@ -62,8 +63,8 @@ def test_ingest_and_search_on_postgres(
 ) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
-    for person in ("Angelina_Jolie", "Colin_Powell"):
-        for photo in photos(faces_dev, person)[1:3]:
+    for name in ("Angelina_Jolie", "Colin_Powell"):
+        for photo in photos(faces_dev, name)[1:3]:
             (folder / photo.name).symlink_to(photo)
     workspace = Workspace(pg_settings)
     add_collection(pg_settings, "pg")
@@ -81,3 +82,35 @@ def test_ingest_and_search_on_postgres(
         target = Target(pg.id, "pg", 5, pg_settings.match_threshold)
         matches = engine.search(session, [target], probe.embedding)
     assert [m.image_url.rsplit("/", 1)[-1][:12] for m in matches] == ["Colin_Powell"] * 2
+
+
+def test_accountable_search_on_postgres(
+    pg_settings: Settings, faces_dev: Path, tmp_path: Path
+) -> None:
+    """Request, approval, run, two confirmations and the ledger, on PostgreSQL."""
+    initialise(pg_settings, "ivan", "april")
+    add_collection(pg_settings, "pg", approval_required=True)
+    gallery = [p for name in ("Colin_Powell", "Tony_Blair") for p in photos(faces_dev, name)[1:3]]
+    workspace = Workspace(pg_settings)
+    IngestJob(workspace, "pg").run(iter_items(gallery, [], 2**25))
+    service = SearchService(workspace, FacePipeline(pg_settings))
+    ivan, april = person(pg_settings, "ivan"), person(pg_settings, "april")
+    pending = service.request(
+        ivan,
+        photos(faces_dev, "Colin_Powell")[0].read_bytes(),
+        collections=["pg"],
+        purpose="investigation",
+        case_ref="PG-1",
+        justification="postgres end to end",
+    )
+    assert pending.status == "pending"
+    service.approve(april, pending.request_id, "fine")
+    done = service.run(ivan, pending.request_id)
+    assert done.results and "Colin_Powell" in done.results[0]["image_url"]
+    first = done.results[0]["result_id"]
+    service.review(ivan, first, "confirm")
+    assert service.review(april, first, "confirm").confirmed
+    written = service.export(ivan, pending.request_id, tmp_path / "evidence")
+    assert len(written) == 2
+    with workspace.sessions() as session:
+        assert verify(session, None).ok
