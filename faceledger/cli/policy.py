@@ -20,8 +20,6 @@ from sqlalchemy.orm import Session
 
 from faceledger.auth.roles import AuthError, PermissionDenied, Role, require_role
 from faceledger.cli.app import (
-    EXIT_BAD_IMAGE,
-    EXIT_CHOOSE_FACE,
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
     JsonOption,
@@ -32,8 +30,7 @@ from faceledger.cli.app import (
     settings_of,
 )
 from faceledger.cli.auth import acting_user, auth_failure
-from faceledger.faces.decode import ImageRejected
-from faceledger.faces.types import FaceRecord
+from faceledger.cli.probe import probe_face
 from faceledger.policy.optouts import (
     OptOutError,
     UnknownOptOut,
@@ -42,7 +39,6 @@ from faceledger.policy.optouts import (
     remove_optout,
 )
 from faceledger.policy.retention import run_retention
-from faceledger.search.engine import FaceChoiceRequired, ProbeRefused, SearchEngine, choose_face
 from faceledger.search.probes import probe_hash
 from faceledger.store.models import Collection
 from faceledger.workspace import Workspace
@@ -72,33 +68,6 @@ def _session(workspace: Workspace, as_json: bool) -> Iterator[Session]:
         raise fail(str(exc), EXIT_REFUSED, as_json, error="refused") from None
 
 
-def _probe_face(workspace: Workspace, data: bytes, number: int | None, as_json: bool) -> FaceRecord:
-    """The face to opt out, numbered as `search` numbers them; any age is accepted."""
-    from faceledger.faces.pipeline import FacePipeline
-
-    engine = SearchEngine(workspace, FacePipeline(workspace.settings, threads=2))
-    try:
-        with err.status("analysing the photo"):
-            return choose_face(engine.probe_faces(data), number)
-    except ImageRejected as error:
-        raise fail(
-            str(error), EXIT_BAD_IMAGE, as_json, error="bad_image", reason=error.reason
-        ) from None
-    except FaceChoiceRequired as error:
-        faces = [
-            {"face": n, "box": f.box.as_list(), "estimated_age": f.age}
-            for n, f in enumerate(error.faces, 1)
-        ]
-        if not as_json:
-            table = Table("face", "box (left, top, width, height)", "estimated age")
-            for face in faces:
-                table.add_row(str(face["face"]), str(face["box"]), f"{face['estimated_age']:.0f}")
-            err.print(table)
-        raise fail(str(error), EXIT_CHOOSE_FACE, as_json, error=error.code, faces=faces) from None
-    except ProbeRefused as error:
-        raise fail(str(error), EXIT_REFUSED, as_json, error=error.code) from None
-
-
 @optout_app.command("add")
 def optout_add(
     ctx: typer.Context,
@@ -120,7 +89,7 @@ def optout_add(
     with _session(workspace, as_json) as session:
         actor = acting_user(ctx, session)
         require_role(actor, Role.ADMIN)  # before anything is read from the photo
-        chosen = _probe_face(workspace, data, face, as_json)
+        chosen = probe_face(workspace, data, face, as_json)
         with err.status("purging matching faces"):
             optout, purge = add_optout(
                 workspace, session, actor, chosen.embedding, label, photo_hash

@@ -18,7 +18,6 @@ from rich.table import Table
 from faceledger.cli.app import (
     EXIT_AUTH,
     EXIT_BAD_IMAGE,
-    EXIT_CHOOSE_FACE,
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
     JsonOption,
@@ -29,6 +28,7 @@ from faceledger.cli.app import (
     settings_of,
 )
 from faceledger.cli.auth import acting_user
+from faceledger.cli.probe import faces_listing
 from faceledger.search.engine import FaceChoiceRequired
 from faceledger.search.outcome import REFUSED, NotFound, SearchOutcome, ServiceRefusal
 from faceledger.search.requests import visible_requests
@@ -121,26 +121,6 @@ def print_outcome(outcome: SearchOutcome, as_json: bool) -> None:
         raise typer.Exit(_exit_code(outcome.refusal_code, outcome.is_permission))
 
 
-def _faces_listing(error: FaceChoiceRequired, as_json: bool) -> typer.Exit:
-    if not as_json:
-        table = Table("face", "box (left, top, width, height)", "estimated age", "quality")
-        for number, face in enumerate(error.faces, 1):
-            table.add_row(
-                str(number), str(face.box.as_list()), f"{face.age:.0f}", f"{face.quality:.2f}"
-            )
-        err.print(table)
-    return fail(
-        str(error),
-        EXIT_CHOOSE_FACE,
-        as_json,
-        error=error.code,
-        faces=[
-            {"face": n, "box": f.box.as_list(), "estimated_age": round(f.age, 1)}
-            for n, f in enumerate(error.faces, 1)
-        ],
-    )
-
-
 @app.command()
 def search(
     ctx: typer.Context,
@@ -174,7 +154,7 @@ def search(
             as_json,
         )
     except FaceChoiceRequired as error:
-        raise _faces_listing(error, as_json) from None
+        raise faces_listing(error, as_json) from None
     print_outcome(outcome, as_json)
 
 
