@@ -328,6 +328,8 @@ def test_a_period_without_activity_reports_none(scenario: Scenario) -> None:
     assert report.searches == report.decisions == report.shown == report.signals == []
     assert report.activity == {} and report.ingestion == [] and report.confirmed == []
     assert report.ledger.ok  # the ledger is verified whole, whatever the period
+    html = render_oversight(report)
+    assert "No misuse signals" in html and "data:image/png" not in html
 
 
 def test_misuse_signals_name_the_scripted_requests_and_their_entries(scenario: Scenario) -> None:

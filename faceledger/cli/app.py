@@ -12,7 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from faceledger.config import Settings, load_settings
 
-# Exit statuses, stable for scripts: refusals (no face, a minor, policy) share one status.
+# Exit statuses, stable for scripts: refusals (no face, a minor, policy) share one status;
+# 2 is a usage error, as click reports its own (a value given is not acceptable).
+EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_AUTH = 4
 EXIT_CHOOSE_FACE = 5

@@ -22,6 +22,7 @@ from faceledger.auth.roles import AuthError, PermissionDenied
 from faceledger.cli.app import (
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
+    EXIT_USAGE,
     JsonOption,
     app,
     fail,
@@ -42,8 +43,6 @@ from faceledger.policy.collections import (
 from faceledger.store import repo
 from faceledger.store.models import Collection
 from faceledger.workspace import Workspace
-
-EXIT_USAGE = 2  # as for a bad option: the value given is not acceptable
 
 collection_app = typer.Typer(
     help="Collections: their legal basis, retention and search policy.", no_args_is_help=True

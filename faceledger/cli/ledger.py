@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from faceledger.cli.app import JsonOption, app, err, fail, out, settings_of
+from faceledger.cli.app import EXIT_USAGE, JsonOption, app, err, fail, out, settings_of
 from faceledger.ledger import keys
 from faceledger.ledger.checkpoints import ChainBroken, checkpoint
 from faceledger.ledger.export import FORMAT_VERSION, check_target, export_bundle, remove_bundle
@@ -26,7 +26,6 @@ from faceledger.workspace import Workspace
 # `ledger verify` and `ledger checkpoint` exit with 1 when the chain does not check out,
 # like the bundle's verify.py; 2 is a usage error (as click reports its own).
 EXIT_BROKEN = 1
-EXIT_USAGE = 2
 
 ledger_app = typer.Typer(
     help="The tamper-evident ledger: verify, export, checkpoint, show.", no_args_is_help=True

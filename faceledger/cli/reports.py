@@ -19,8 +19,8 @@ from rich.table import Table
 from faceledger.auth.roles import PermissionDenied
 from faceledger.cli.app import (
     EXIT_BAD_IMAGE,
-    EXIT_CHOOSE_FACE,
     EXIT_REFUSED,
+    EXIT_USAGE,
     JsonOption,
     app,
     fail,
@@ -28,6 +28,7 @@ from faceledger.cli.app import (
     settings_of,
 )
 from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.cli.probe import faces_listing
 from faceledger.faces.decode import ImageRejected
 from faceledger.ledger import keys
 from faceledger.reports.oversight import OversightReport, oversight_report
@@ -38,7 +39,6 @@ from faceledger.reports.subject import SubjectReport, subject_report
 from faceledger.search.engine import FaceChoiceRequired, ProbeRefused
 from faceledger.workspace import Workspace
 
-EXIT_USAGE = 2
 DAY = ["%Y-%m-%d"]
 
 subject_app = typer.Typer(help="Data-subject access requests.", no_args_is_help=True)
@@ -46,12 +46,15 @@ app.add_typer(subject_app, name="subject")
 
 
 def _print_oversight(report: OversightReport, html: Path) -> None:
-    table = Table("figure", "value", title="Oversight report " + report.period.as_dict()["from"])
+    period = report.period
+    title = f"Oversight report {period.start.date()} to {period.end.date()} (end excluded)"
+    table = Table("figure", "value", title=title)
     for key, value in report.summary().items():
         table.add_row(key.replace("_", " "), escape(str(value)))
     out.print(table)
     for signal in report.signals:
-        out.print(f"[bold red]signal:[/] {escape(signal.summary)} (entries {signal.seqs})")
+        entries = ", ".join(map(str, signal.seqs))
+        out.print(f"[bold red]signal:[/] {escape(signal.summary)} (ledger entries {entries})")
     if not report.ledger.ok:
         out.print(f"[bold red]ledger does not verify:[/] {escape(report.ledger.problem or '')}")
     out.print(f"Written to {escape(str(html))} (and one CSV per table beside it)")
@@ -98,11 +101,7 @@ def report(
 
 
 def _print_subject(made: SubjectReport, path: Path) -> None:
-    counts = made.counts()
-    out.print(
-        f"{counts['faces']} faces in {counts['collections']} collections; returned by "
-        f"{counts['searches']} searches and shown {counts['viewings']} times"
-    )
+    out.print(", ".join(f"{key}: {value}" for key, value in made.counts().items()))
     if made.opted_out_since:
         out.print(f"opted out since {made.opted_out_since.date()}")
     out.print(f"Written to {escape(str(path))}")
@@ -143,10 +142,7 @@ def subject_report_command(
                 str(error), EXIT_BAD_IMAGE, as_json, error="bad_image", reason=error.reason
             ) from None
         except FaceChoiceRequired as error:
-            boxes = [found.box.as_list() for found in error.faces]
-            raise fail(
-                str(error), EXIT_CHOOSE_FACE, as_json, error=error.code, boxes=boxes
-            ) from None
+            raise faces_listing(error, as_json) from None
         except ProbeRefused as error:
             raise fail(str(error), EXIT_REFUSED, as_json, error=error.code) from None
         write_subject(made, path)

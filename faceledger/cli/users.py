@@ -24,6 +24,7 @@ from faceledger.auth.users import AlreadyInitialised, UnknownUser, UserError
 from faceledger.cli.app import (
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
+    EXIT_USAGE,
     JsonOption,
     app,
     err,
@@ -35,7 +36,6 @@ from faceledger.cli.auth import acting_user, auth_failure
 from faceledger.store.models import User
 from faceledger.workspace import Workspace
 
-EXIT_USAGE = 2  # as for a bad option: the request itself is malformed
 ADMIN_PASSWORD_VAR = "FACELEDGER_ADMIN_PASSWORD"
 NEW_PASSWORD_VAR = "FACELEDGER_NEW_PASSWORD"
 

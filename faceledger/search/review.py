@@ -99,7 +99,7 @@ def request_summary(session: Session, row: SearchRequest) -> dict[str, Any]:
     }
 
 
-def view(session: Session, row: SearchRequest, user: User) -> ResultsView:
+def view(session: Session, row: SearchRequest, user: User, now: datetime) -> ResultsView:
     """What `user` may see of the results; registers each face shown to them (once)."""
     require_view(session, user, row)
     if row.status != DONE:
@@ -113,7 +113,9 @@ def view(session: Session, row: SearchRequest, user: User) -> ResultsView:
         )
     )
     session.add_all(
-        Exposure(face_id=r.face_id, result_id=r.id, request_id=row.id, shown_to=user.id)
+        Exposure(
+            face_id=r.face_id, result_id=r.id, request_id=row.id, shown_to=user.id, shown_at=now
+        )
         for r in results
         if r.id not in seen
     )

@@ -251,7 +251,7 @@ class SearchService:
                 session, self.settings, None, as_utc(self.clock()), only=row
             )
             with self._ledgering_refusal(session, user, row, "results.view_refused"):
-                view = review.view(session, row, user)
+                view = review.view(session, row, user, self.clock())
             self._commit(session)
             return view
 
@@ -359,7 +359,13 @@ class SearchService:
         row.results = [_snapshot(rank, match) for rank, match in enumerate(shown, 1)]
         session.flush()
         session.add_all(
-            Exposure(face_id=r.face_id, result_id=r.id, request_id=row.id, shown_to=user.id)
+            Exposure(
+                face_id=r.face_id,
+                result_id=r.id,
+                request_id=row.id,
+                shown_to=user.id,
+                shown_at=started,
+            )
             for r in row.results
         )
         row.status, row.ran_at, row.finished_at = DONE, started, self.clock()
