@@ -17,18 +17,21 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from faceledger.cli import app
+from faceledger.cli.app import EXIT_AUTH, EXIT_REFUSED
 from faceledger.config import Settings
 from faceledger.ledger import chain, keys, standalone_verify
 from faceledger.ledger.checkpoints import ChainBroken, checkpoint, maybe_checkpoint, statement
 from faceledger.ledger.export import export_bundle
 from faceledger.ledger.log import append, erase_payload
 from faceledger.ledger.verify import VerifyReport, verify
+from faceledger.store.models import LedgerEntry, LedgerPayload
 from faceledger.workspace import Workspace
+from tests.accounts import NO_CREDENTIALS, credentials, entries, initialise
 
 N = 50
 
@@ -561,14 +564,23 @@ def test_signed_statement_matches_the_standalone_one() -> None:
 runner = CliRunner()
 
 
-def invoke(settings: Settings, *args: str) -> Any:
-    return runner.invoke(app, ["--data-dir", str(settings.data_dir), "ledger", *args])
+def invoke(settings: Settings, *args: str, env: dict[str, str] | None = None) -> Any:
+    return runner.invoke(
+        app,
+        ["--data-dir", str(settings.data_dir), "ledger", *args],
+        env={**NO_CREDENTIALS, **(env or {})},
+    )
+
+
+def head(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.max(LedgerEntry.seq))) or 0)
 
 
 def test_cli_verify_exit_codes(
     ledger: sessionmaker[Session], settings: Settings, raw: Engine
 ) -> None:
-    result = invoke(settings, "verify")
+    result = invoke(settings, "verify")  # verify needs nobody: it shows no payload
     assert result.exit_code == 0, result.output
     assert "whole" in result.output
     result = invoke(settings, "verify", "--json")
@@ -581,29 +593,46 @@ def test_cli_verify_exit_codes(
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["problem_seq"] == 33
-    assert invoke(settings, "checkpoint").exit_code == 1  # a broken chain is not signed
+    initialise(settings, "audrey")
+    signing = invoke(settings, "checkpoint", env=credentials("audrey"))
+    assert signing.exit_code == 1  # a broken chain is not signed
 
 
-def test_cli_checkpoint_export_and_show(
+def test_cli_checkpoint_export_show_and_erase(
     ledger: sessionmaker[Session], settings: Settings, tmp_path: Path
 ) -> None:
-    result = invoke(settings, "checkpoint", "--json")
+    initialise(settings, "audrey", "ivan")
+    auditor, admin = credentials("audrey"), credentials()
+    assert invoke(settings, "checkpoint").exit_code == EXIT_AUTH  # nobody said who
+    assert invoke(settings, "show", env=credentials("ivan")).exit_code == EXIT_AUTH
+    result = invoke(settings, "checkpoint", "--json", env=auditor)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["checkpoint"]["seq"] == N
-    assert json.loads(invoke(settings, "checkpoint", "--json").stdout) == {"checkpoint": None}
+    assert json.loads(result.stdout)["checkpoint"]["seq"] == head(ledger)
 
     target = tmp_path / "out"
-    result = invoke(settings, "export", str(target), "--json")
+    result = invoke(settings, "export", str(target), "--json", env=auditor)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["entries"] == N + 1 and summary["checkpoints"] == 2
+    assert summary["entries"] == head(ledger) and summary["checkpoints"] == 2
     assert run_verifier(target).returncode == 0
-    assert invoke(settings, "export", str(target)).exit_code == 2  # never overwrites
+    assert invoke(settings, "export", str(target), env=auditor).exit_code == 2  # no overwrite
 
-    result = invoke(settings, "show", "--last", "1", "--action", "ledger.export", "--json")
+    result = invoke(
+        settings, "show", "--last", "1", "--action", "ledger.export", "--json", env=auditor
+    )
     [entry] = json.loads(result.stdout)["entries"]
-    assert entry["seq"] == N + 1 and entry["subject"] == str(target.resolve())
-    shown = json.loads(invoke(settings, "show", "--last", "3", "--json").stdout)["entries"]
-    assert [e["seq"] for e in shown] == [N - 1, N, N + 1]
-    assert invoke(settings, "show", "--last", "3").exit_code == 0
-    assert invoke(settings, "verify").exit_code == 0
+    assert entry["subject"] == str(target.resolve()) and entry["actor"] == "audrey"
+    shown = json.loads(invoke(settings, "show", "--last", "3", "--json", env=auditor).stdout)
+    seqs = [e["seq"] for e in shown["entries"]]
+    assert seqs == list(range(head(ledger) - 2, head(ledger) + 1))
+
+    assert invoke(settings, "erase", "5", "--reason", "asked", env=auditor).exit_code == EXIT_AUTH
+    assert invoke(settings, "erase", "5", "--reason", "request 12", env=admin).exit_code == 0
+    assert invoke(settings, "erase", "5", "--reason", "again", env=admin).exit_code == EXIT_REFUSED
+    erased = entries(ledger, "ledger.erased")
+    assert [e["payload"] for e in erased] == [{"seq": 5, "reason": "request 12"}]
+    with ledger() as session:
+        payload = session.get(LedgerPayload, 5)
+        assert payload is not None and payload.body is None and payload.erased_at is not None
+    result = invoke(settings, "verify", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["erased"] == 1

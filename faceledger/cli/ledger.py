@@ -1,8 +1,8 @@
-"""`faceledger ledger`: verify, export, checkpoint and read the tamper-evident ledger.
+"""`faceledger ledger`: verify, export, checkpoint, read and erase in the tamper-evident ledger.
 
-Each command opens its session before doing anything else, so the acting-user check can
-go at the top of each `with` block (before anything is read or written) and its name be
-passed to `append` where the command is ledgered.
+Reading payloads (show, export) and signing need an admin or auditor, checked at the top of
+each `with` block before anything is read or written; erasing needs an admin. `verify`
+needs nobody: it prints only whether the chain holds and which entry breaks it.
 """
 
 from __future__ import annotations
@@ -14,13 +14,28 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.orm import Session
 
-from faceledger.cli.app import EXIT_USAGE, JsonOption, app, err, fail, out, settings_of
+from faceledger.auth.roles import PermissionDenied, Role, require_role
+from faceledger.cli.app import (
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    JsonOption,
+    app,
+    err,
+    fail,
+    out,
+    settings_of,
+)
+from faceledger.cli.auth import acting_user, auth_failure
 from faceledger.ledger import keys
 from faceledger.ledger.checkpoints import ChainBroken, checkpoint
+from faceledger.ledger.erasure import erase
 from faceledger.ledger.export import FORMAT_VERSION, check_target, export_bundle, remove_bundle
 from faceledger.ledger.log import append
 from faceledger.ledger.verify import VerifyReport, checkpoint_record, recent_records, verify
+from faceledger.store.models import User
 from faceledger.workspace import Workspace
 
 # `ledger verify` and `ledger checkpoint` exit with 1 when the chain does not check out,
@@ -31,6 +46,16 @@ ledger_app = typer.Typer(
     help="The tamper-evident ledger: verify, export, checkpoint, show.", no_args_is_help=True
 )
 app.add_typer(ledger_app, name="ledger")
+
+
+def _reader(ctx: typer.Context, session: Session, as_json: bool) -> User:
+    """The acting admin or auditor: the ledger's payloads name people, cases and probes."""
+    actor = acting_user(ctx, session, as_json)
+    try:
+        require_role(actor, Role.ADMIN, Role.AUDITOR)
+    except PermissionDenied as error:
+        raise auth_failure(error, as_json) from None
+    return actor
 
 
 def _print_report(report: VerifyReport) -> None:
@@ -92,7 +117,7 @@ def ledger_export(
     """Write a bundle an auditor can check with its own verify.py (the export is ledgered)."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
-        actor: str | None = None
+        actor = _reader(ctx, session, as_json).name
         target = directory.resolve()
         try:
             check_target(target)
@@ -128,6 +153,7 @@ def ledger_checkpoint(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Sign the current head now (refused when the chain does not check out)."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
+        _reader(ctx, session, as_json)
         try:
             signed = checkpoint(session, settings)
         except ChainBroken as error:
@@ -168,6 +194,7 @@ def ledger_show(
     """The newest entries, oldest first."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
+        _reader(ctx, session, as_json)
         records = recent_records(session, last=last, action=action)
     if as_json:
         print(json.dumps({"entries": records}, ensure_ascii=False))
@@ -183,3 +210,29 @@ def ledger_show(
             escape(_payload_text(record)),
         )
     out.print(table)
+
+
+@ledger_app.command("erase")
+def ledger_erase(
+    ctx: typer.Context,
+    seq: Annotated[int, typer.Argument(help="The entry whose payload to erase.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. the erasure request).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Erase one entry's payload (right to erasure); its hash keeps the chain verifiable."""
+    settings = settings_of(ctx)
+    with Workspace(settings).sessions() as session:
+        actor = acting_user(ctx, session, as_json)
+        try:
+            erase(session, actor, seq, reason)
+        except PermissionDenied as error:
+            raise auth_failure(error, as_json) from None
+        except LookupError as error:
+            raise fail(str(error), EXIT_NOT_FOUND, as_json, error="not_found") from None
+        except ValueError as error:
+            raise fail(str(error), EXIT_REFUSED, as_json, error="refused") from None
+        session.commit()
+    if as_json:
+        print(json.dumps({"erased": seq}))
+    else:
+        out.print(f"Erased the payload of entry {seq}; the chain still verifies by its hash.")
