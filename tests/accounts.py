@@ -48,16 +48,16 @@ def initialise(settings: Settings, *people: str) -> None:
         session.commit()
 
 
-def add_collection(settings: Settings, name: str, **policy: Any) -> int:
-    """Create a collection as the admin would (legal basis "test fixture" unless given),
-    initialising the workspace first if nobody exists yet; return its id."""
+def add_collection(settings: Settings, name: str, admin: str = ADMIN, **policy: Any) -> int:
+    """Create a collection as `admin` would (legal basis "test fixture" unless given),
+    initialising the workspace with that admin first if nobody exists yet; return its id."""
     with Workspace(settings).sessions() as session:
-        if users.find_user(session, ADMIN) is None:
-            admin = users.init_admin(session, ADMIN, ADMIN_PW)
+        if users.find_user(session, admin) is None:
+            actor = users.init_admin(session, admin, ADMIN_PW)
         else:
-            admin = users.get_user(session, ADMIN)
+            actor = users.get_user(session, admin)
         collection = create_collection(
-            session, admin, name, **{"legal_basis": "test fixture", **policy}
+            session, actor, name, **{"legal_basis": "test fixture", **policy}
         )
         session.commit()
         return collection.id

@@ -36,13 +36,14 @@ from faceledger.policy.optouts import (
     matching,
     remove_optout,
 )
-from faceledger.store.models import Collection, Face, OptOut, SourceImage
+from faceledger.store.models import Face, OptOut, SourceImage
 from faceledger.store.purge import FacePurge
 from faceledger.workspace import Workspace
 from tests.accounts import (
     ADMIN_PW,
     AUD_PW,
     INV_PW,
+    add_collection,
     cli,
     entries,
 )
@@ -62,14 +63,6 @@ def with_users(settings: Settings) -> Workspace:
         users.add_user(session, admin, "audrey", ["auditor"], AUD_PW)
         session.commit()
     return workspace
-
-
-def add_collection(workspace: Workspace, name: str, **policy: object) -> int:
-    with workspace.sessions() as session:
-        collection = Collection(name=name, **policy)
-        session.add(collection)
-        session.commit()
-        return collection.id
 
 
 def ingest(workspace: Workspace, collection: str, files: Iterable[Path]) -> IngestSummary:
@@ -141,8 +134,8 @@ def test_optout_purges_the_person_from_honouring_collections_only(
 ) -> None:
     settings = workspace.settings
     person, other = photos(faces_dev, PERSON), photos(faces_dev, OTHER)
-    news = add_collection(workspace, "news", honour_optouts=True)
-    archive = add_collection(workspace, "archive", honour_optouts=False)
+    news = add_collection(workspace.settings, "news", admin="alice", honour_optouts=True)
+    archive = add_collection(workspace.settings, "archive", admin="alice", honour_optouts=False)
     for name in ("news", "archive"):
         ingest(workspace, name, person[1:4] + other[:3])
     before = {c: stored_faces(workspace, c) for c in (news, archive)}
@@ -185,8 +178,8 @@ def test_later_ingests_skip_the_person_and_reingests_do_not_restore(
 ) -> None:
     threshold = workspace.settings.optout_threshold
     person, other = photos(faces_dev, PERSON), photos(faces_dev, OTHER)
-    news = add_collection(workspace, "news")
-    add_collection(workspace, "archive", honour_optouts=False)
+    news = add_collection(workspace.settings, "news", admin="alice")
+    add_collection(workspace.settings, "archive", admin="alice", honour_optouts=False)
     ingest(workspace, "news", person[1:3] + other[:2])
     probe = template(pipeline, person[0])
     opt_out(workspace, person[0], probe)
@@ -214,7 +207,7 @@ def test_removing_an_optout_stops_filtering_but_purged_faces_stay_gone(
     workspace: Workspace, pipeline: FacePipeline, faces_dev: Path
 ) -> None:
     person = photos(faces_dev, PERSON)
-    news = add_collection(workspace, "news")
+    news = add_collection(workspace.settings, "news", admin="alice")
     ingest(workspace, "news", person[1:3])
     optout_id, _ = opt_out(workspace, person[0], template(pipeline, person[0]))
     with workspace.sessions() as session:
@@ -277,7 +270,7 @@ def test_only_admins_manage_optouts_and_auditors_may_list_them(
     workspace: Workspace, pipeline: FacePipeline, faces_dev: Path
 ) -> None:
     person = photos(faces_dev, PERSON)
-    news = add_collection(workspace, "news")
+    news = add_collection(workspace.settings, "news", admin="alice")
     ingest(workspace, "news", person[1:3])
     before = stored_faces(workspace, news)
     probe = template(pipeline, person[0])
@@ -322,7 +315,7 @@ def test_cli_optout_commands(
 ) -> None:
     settings = workspace.settings
     person, other = photos(faces_dev, PERSON), photos(faces_dev, OTHER)
-    news = add_collection(workspace, "news")
+    news = add_collection(workspace.settings, "news", admin="alice")
     ingest(workspace, "news", person[1:3] + other[:2])
     faces = stored_faces(workspace, news)
 

@@ -22,13 +22,13 @@ from tests.accounts import (
     ADMIN_PW,
     AUD_PW,
     INV_PW,
+    add_collection,
     cli,
     entries,
 )
 from tests.faces import photos
 from tests.test_optouts import (
     PERSON,
-    add_collection,
     index_on_disk,
     ingest,
     stored_faces,
@@ -128,8 +128,8 @@ def test_collection_images_past_retention_go_with_their_faces(
     workspace: Workspace, faces_dev: Path
 ) -> None:
     person = photos(faces_dev, PERSON)
-    short = add_collection(workspace, "short", retention_days=7)
-    kept = add_collection(workspace, "kept")
+    short = add_collection(workspace.settings, "short", admin="alice", retention_days=7)
+    kept = add_collection(workspace.settings, "kept", admin="alice")
     ingest(workspace, "short", person[:4])
     ingest(workspace, "kept", person[:2])
     before = stored_faces(workspace, short)
