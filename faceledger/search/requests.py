@@ -30,9 +30,13 @@ def subject(row: SearchRequest) -> str:
     return f"search:{row.id}"
 
 
+def user_name(session: Session, user_id: int) -> str:
+    user = session.get(User, user_id)
+    return user.name if user else f"user {user_id}"
+
+
 def requester_name(session: Session, row: SearchRequest) -> str:
-    requester = session.get(User, row.requester_id)
-    return requester.name if requester else f"user {row.requester_id}"
+    return user_name(session, row.requester_id)
 
 
 def may_view(session: Session, user: User, row: SearchRequest) -> bool:

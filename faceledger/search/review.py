@@ -17,26 +17,26 @@ from sqlalchemy.orm import Session
 from faceledger.auth.roles import Role, has_role
 from faceledger.ledger import log
 from faceledger.search.outcome import DONE, NotFound, ServiceRefusal, result_dict
-from faceledger.search.requests import requester_name, require_view, subject
+from faceledger.search.requests import requester_name, require_view, subject, user_name
 from faceledger.store.models import Exposure, Review, SearchRequest, SearchResult, User
 
 DECISIONS = ("confirm", "reject")
 
 
-def confirmers(row: SearchRequest, result: SearchResult) -> set[int]:
+def confirmers(result: SearchResult) -> set[int]:
     return {r.user_id for r in result.reviews if r.decision == "confirm"}
 
 
 def is_confirmed(row: SearchRequest, result: SearchResult) -> bool:
     """Confirmed by the requester and by at least one other person."""
-    confirmed = confirmers(row, result)
+    confirmed = confirmers(result)
     return row.requester_id in confirmed and len(confirmed) >= 2
 
 
 def decisions_on(session: Session, result: SearchResult) -> list[dict[str, Any]]:
     return [
         {
-            "user": (session.get(User, r.user_id) or User(name="?")).name,
+            "user": user_name(session, r.user_id),
             "decision": r.decision,
             "at": r.created_at.isoformat(),
         }
@@ -157,7 +157,7 @@ def decide(
     result.reviews.append(Review(user_id=user.id, decision=decision, created_at=now))
     session.flush()
     confirmed = is_confirmed(row, result)
-    names = [(session.get(User, uid) or User(name="?")).name for uid in confirmers(row, result)]
+    names = [user_name(session, uid) for uid in confirmers(result)]
     log.append(
         session,
         actor=user.name,
