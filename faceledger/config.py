@@ -15,6 +15,8 @@ from typing import Any
 
 from platformdirs import user_data_dir
 
+from faceledger.crawl.config import DEFAULT_CONTACT_URL, DEFAULT_EXCLUDED_DOMAINS
+
 ENV_PREFIX = "FACELEDGER_"
 
 
@@ -43,6 +45,23 @@ class Settings:
     authorisation_hours: int = 48
     # A face at or above this similarity to an opted-out template is treated as that person.
     optout_threshold: float = 0.9125
+    # Crawling: who may start a crawl, how the crawler names itself, what it never visits.
+    crawl_roles: tuple[str, ...] = ("admin",)
+    crawl_contact_url: str = DEFAULT_CONTACT_URL
+    crawl_excluded_domains: tuple[str, ...] = DEFAULT_EXCLUDED_DOMAINS
+    # Private address ranges (CIDR) every crawl may reach; a job may add its own (admin only).
+    crawl_allowed_addresses: tuple[str, ...] = ()
+    crawl_per_host_delay: float = 1.0
+    crawl_per_host_concurrency: int = 2
+    crawl_concurrency: int = 8
+    # Watch alerts: a face at or above this similarity to an enrolled template is an alert.
+    watch_threshold: float = 0.9125
+    # Where alerts go: webhook URLs (JSON POST) and e-mail through an SMTP server.
+    alert_webhooks: tuple[str, ...] = ()
+    alert_emails: tuple[str, ...] = ()
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_sender: str = "faceledger@localhost"
 
     @property
     def database(self) -> str:
@@ -60,6 +79,11 @@ class Settings:
     @property
     def model_cache_dir(self) -> Path:
         return self.model_dir or self.data_dir / "models"
+
+    @property
+    def crawl_dir(self) -> Path:
+        """One folder per crawl job: its frontier, statistics and WARC files."""
+        return self.data_dir / "crawls"
 
 
 def _coerce(name: str, raw: Any) -> Any:

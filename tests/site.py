@@ -61,7 +61,11 @@ def _page(title: str, body: str) -> bytes:
 
 
 class TestSite:
-    """Start with `with TestSite() as site:`; `site.url(path)` is a URL on host A."""
+    """Start with `with TestSite() as site:`; `site.url(path)` is a URL on host A.
+
+    `images` replaces the bytes served at image paths (`/img/a.jpg`, `/img/b-large.jpg`,
+    `/img/pic.jpg`, `/img/final.jpg`, `/photos/linked.jpg`, ...) with real photos.
+    """
 
     __test__ = False  # not a pytest test class, despite the name
 
@@ -72,6 +76,7 @@ class TestSite:
         chain_images: bool = True,
         robots_c_status: int = 503,
         slow_seconds: float = 1.5,
+        images: dict[str, bytes] | None = None,
     ) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.times: dict[tuple[str, str], list[float]] = {}
@@ -93,6 +98,7 @@ class TestSite:
             "/img/cdn.jpg": make_jpeg((0, 120, 120)),
             "/img/private.jpg": make_jpeg((1, 2, 3)),
         }
+        self.images.update(images or {})  # e.g. face photos in place of the flat colours
         self.bomb = _gzip_bomb(64 * 1024 * 1024)
         self.servers: dict[str, ThreadingHTTPServer] = {}
         self.threads: list[threading.Thread] = []

@@ -249,6 +249,30 @@ class OptOut(Base):
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class CrawlJob(Base):
+    """A declared crawl into a collection: who started it, why, its scope and its outcome.
+
+    The frontier and archives live in `job_dir` (see `faceledger.crawl`); this row is what
+    the CLI and the web app list, and what lets a killed job be resumed by its id.
+    """
+
+    __tablename__ = "crawl_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    legal_basis: Mapped[str] = mapped_column(Text)
+    case_ref: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[dict[str, object]] = mapped_column(JSON)
+    job_dir: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    stats: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class LedgerEntry(Base):
     """The chained header of a ledger entry; its payload lives apart so it can be erased."""
 
