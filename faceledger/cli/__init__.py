@@ -2,6 +2,7 @@
 
 from faceledger.cli import (
     collections,
+    crawl,
     engine,
     evaluate,
     ledger,
@@ -15,6 +16,7 @@ from faceledger.cli.app import app
 __all__ = [
     "app",
     "collections",
+    "crawl",
     "engine",
     "evaluate",
     "ledger",

@@ -43,7 +43,7 @@ from faceledger.crawl.stats import CrawlStats, write_stats
 from faceledger.crawl.warcout import WarcFileWriter, Written, recover, warc_name
 from faceledger.html_refs import PageContent
 
-__all__ = ["STATE_FILE", "STATS_FILE", "WARC_DIR", "crawl"]
+__all__ = ["STATE_FILE", "STATS_FILE", "WARC_DIR", "JobBusy", "crawl", "exclusive"]
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +77,28 @@ async def crawl(
     config = config or CrawlConfig()
     guard = AddressGuard(config.allowed_cidrs, resolver, config.connect_timeout)
     job_dir = Path(job_dir)
-    with _exclusive(job_dir):
+    with exclusive(job_dir):
         job = _Job(job_dir, scope, config, progress, guard, network_backend)
         return await job.run()
 
 
+class JobBusy(RuntimeError):
+    """Another process holds the job's lock: it is running now."""
+
+
 @contextlib.contextmanager
-def _exclusive(job_dir: Path) -> Iterator[None]:
-    """Hold the job's lock file: two processes crawling one job would corrupt its state.
+def exclusive(job_dir: Path, lock_name: str = LOCK_FILE) -> Iterator[None]:
+    """Hold a lock file of the job: two processes crawling one job would corrupt its state.
 
     An advisory `flock` dies with its process, so a SIGKILLed crawl never leaves it stale.
+    Raises `JobBusy` at once when another process holds it.
     """
     job_dir.mkdir(parents=True, exist_ok=True)
-    with (job_dir / LOCK_FILE).open("a") as handle:
+    with (job_dir / lock_name).open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"crawl job {job_dir} is already running") from None
+            raise JobBusy(f"crawl job {job_dir} is already running") from None
         try:
             yield
         finally:
