@@ -34,6 +34,7 @@ from faceledger.cli.scope import (
     MaxDepthOption,
     MaxMegabytesOption,
     MaxPagesOption,
+    MaxPerShapeOption,
     PathPrefixOption,
     scope_options,
 )
@@ -154,6 +155,7 @@ def crawl(
     max_depth: MaxDepthOption = 2,
     max_pages: MaxPagesOption = 1000,
     max_mb: MaxMegabytesOption = 1024,
+    max_per_shape: MaxPerShapeOption = 50,
     allow_address: AllowAddressOption = None,
     resume: Annotated[
         int | None, typer.Option("--resume", help="Resume the unfinished job with this id.")
@@ -174,7 +176,14 @@ def crawl(
                     message = "give SEED URLs and --collection (or --resume JOB)"
                     raise fail(message, EXIT_USAGE, as_json, error="usage")
                 options = scope_options(
-                    seeds, allow_domain, path_prefix, max_depth, max_pages, max_mb, allow_address
+                    seeds,
+                    allow_domain,
+                    path_prefix,
+                    max_depth,
+                    max_pages,
+                    max_mb,
+                    allow_address,
+                    max_per_shape,
                 )
                 request = CrawlRequest(collection, legal_basis or "", case or "", options)
                 job = start_job(session, settings, actor, request)

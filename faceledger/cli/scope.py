@@ -26,6 +26,14 @@ MaxPagesOption = Annotated[int, typer.Option("--max-pages", min=1, help="Pages f
 MaxMegabytesOption = Annotated[
     int, typer.Option("--max-mb", min=1, help="Megabytes downloaded at most.")
 ]
+MaxPerShapeOption = Annotated[
+    int,
+    typer.Option(
+        "--max-per-shape",
+        min=1,
+        help="Pages per URL shape (digits masked), the cap that stops calendar-like traps.",
+    ),
+]
 AllowAddressOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -43,6 +51,7 @@ def scope_options(
     max_pages: int,
     max_mb: int,
     allow_address: list[str] | None,
+    max_per_shape: int = 50,
 ) -> ScopeOptions:
     """The declared scope from the command's options (not yet validated: see `.scope()`)."""
     return ScopeOptions(
@@ -52,5 +61,6 @@ def scope_options(
         max_depth=max_depth,
         max_pages=max_pages,
         max_bytes=max_mb * 1024 * 1024,
+        max_per_shape=max_per_shape,
         allow_addresses=tuple(allow_address or ()),
     )

@@ -205,16 +205,10 @@ def resume_job(session: Session, settings: Settings, actor: User, job_id: int) -
 
 
 def _options(job: CrawlJob) -> ScopeOptions:
-    scope = job.scope
-    return ScopeOptions(
-        seeds=tuple(scope["seeds"]),
-        allow_domains=tuple(scope["allow_domains"]),
-        path_prefixes=tuple(scope["path_prefixes"]),
-        max_depth=int(scope["max_depth"]),
-        max_pages=int(scope["max_pages"]),
-        max_bytes=int(scope["max_bytes"]),
-        allow_addresses=tuple(scope["allow_addresses"]),
-    )
+    """The declared scope back from the job row (`ScopeOptions.as_dict` wrote it)."""
+    scope: dict[str, Any] = job.scope
+    sequences = ("seeds", "allow_domains", "path_prefixes", "allow_addresses")
+    return ScopeOptions(**{k: tuple(v) if k in sequences else int(v) for k, v in scope.items()})
 
 
 def _is_running(job_dir: Path) -> bool:

@@ -52,6 +52,7 @@ class ScopeOptions:
     max_depth: int = 2
     max_pages: int = 1000
     max_bytes: int = 1024 * 1024 * 1024
+    max_per_shape: int = 50
     allow_addresses: tuple[str, ...] = field(default=())
 
     def scope(self) -> Scope:
@@ -64,6 +65,7 @@ class ScopeOptions:
             max_depth=self.max_depth,
             max_pages=self.max_pages,
             max_bytes=self.max_bytes,
+            max_per_shape=self.max_per_shape,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -74,5 +76,6 @@ class ScopeOptions:
             "max_depth": self.max_depth,
             "max_pages": self.max_pages,
             "max_bytes": self.max_bytes,
+            "max_per_shape": self.max_per_shape,
             "allow_addresses": list(self.allow_addresses),
         }
