@@ -10,6 +10,7 @@ from faceledger.cli import (
     reports,
     search,
     users,
+    watch,
 )
 from faceledger.cli.app import app
 
@@ -24,4 +25,5 @@ __all__ = [
     "reports",
     "search",
     "users",
+    "watch",
 ]

@@ -309,3 +309,67 @@ class LedgerCheckpoint(Base):
     created_at: Mapped[str] = mapped_column(String(40))
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(200))
+
+
+class WatchSubject(Base):
+    """A consenting person who is watched for: a template (never a photo) and the basis.
+
+    Withdrawing consent (`watch remove`) erases the template; the row stays because alerts
+    and ledger entries refer to it.
+    """
+
+    __tablename__ = "watch_subjects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    basis: Mapped[str] = mapped_column(Text)
+    template: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    removed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removal_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class WatchRun(Base):
+    """One watch round: a fresh crawl of a declared scope, scanned for the enrolled people.
+
+    Its crawl folder is deleted after the scan; what stays is this row (scope and counts)
+    and the alerts it raised.
+    """
+
+    __tablename__ = "watch_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    scope: Mapped[dict[str, object]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    stats: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WatchAlert(Base):
+    """A face in a crawled image that matched an enrolled person, with its capture's evidence.
+
+    `deliveries` maps each target (webhook URL, e-mail address) to its last attempt, so a
+    failed delivery is visible and can be retried; the alert itself never depends on it.
+    """
+
+    __tablename__ = "watch_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("watch_runs.id"), index=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("watch_subjects.id"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    image_url: Mapped[str] = mapped_column(Text)
+    page_url: Mapped[str | None] = mapped_column(Text)
+    page_title: Mapped[str | None] = mapped_column(Text)
+    captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    warc_record_id: Mapped[str | None] = mapped_column(String(200))
+    warc_digest: Mapped[str | None] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    box: Mapped[list[int]] = mapped_column(JSON)
+    evidence_file: Mapped[str | None] = mapped_column(Text)
+    deliveries: Mapped[dict[str, dict[str, object]]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
