@@ -1,4 +1,8 @@
-"""HTML from the package's Jinja2 templates, autoescaped: one environment for every page."""
+"""Text from the package's Jinja2 templates: one environment for every page and letter.
+
+Everything is autoescaped for HTML except plain-text templates (`*.txt`: letters), which
+are never shown in a browser.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 def environment() -> Environment:
     return Environment(
         loader=PackageLoader("faceledger", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
+        autoescape=select_autoescape(disabled_extensions=("txt",), default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

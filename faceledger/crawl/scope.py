@@ -179,7 +179,7 @@ class Scope:
         named = self.allow_domains
         domains = tuple(_normalise_domain(d) for d in (named or [host_of(s) for s in seeds]))
         object.__setattr__(self, "allow_domains", tuple(named) if named is not None else None)
-        object.__setattr__(self, "_domains", tuple(d for d in domains if d))
+        object.__setattr__(self, "_domains", tuple(dict.fromkeys(d for d in domains if d)))
         object.__setattr__(self, "path_prefixes", tuple(self.path_prefixes))
         object.__setattr__(
             self, "excluded_domains", tuple(_normalise_domain(d) for d in self.excluded_domains)
