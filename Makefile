@@ -1,4 +1,4 @@
-# Quick start: `make demo` (index + search on the embedded default), `make test`.
+# Quick start: `make demo` (demo collection + search, then the web app), `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/faceledger demo $(DEMO_DIR)
+	$(BIN)/faceledger demo $(DEMO_DIR) --serve
 
 test: $(STAMP)
 	$(BIN)/ruff check faceledger tests bench

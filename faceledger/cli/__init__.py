@@ -9,6 +9,7 @@ from faceledger.cli import (
     policy,
     reports,
     search,
+    serve,
     users,
     watch,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "policy",
     "reports",
     "search",
+    "serve",
     "users",
     "watch",
 ]

@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from faceledger.auth.clock import as_utc
 from faceledger.auth.roles import AuthError, PermissionDenied
 from faceledger.cli.app import (
     EXIT_NOT_FOUND,
@@ -36,12 +35,11 @@ from faceledger.policy.collections import (
     InvalidPolicy,
     UnknownCollection,
     create_collection,
+    describe,
     get_collection,
-    policy_dict,
     update_policy,
 )
 from faceledger.store import repo
-from faceledger.store.models import Collection
 from faceledger.workspace import Workspace
 
 collection_app = typer.Typer(
@@ -117,16 +115,6 @@ def _given(ctx: typer.Context) -> dict[str, Any]:
     return given
 
 
-def _described(collection: Collection, images: int = 0, faces: int = 0) -> dict[str, Any]:
-    return {
-        "name": collection.name,
-        "created_at": as_utc(collection.created_at).isoformat(),
-        "images": images,
-        "faces": faces,
-        "policy": policy_dict(collection),
-    }
-
-
 def _threshold(policy: dict[str, Any], default: float) -> str:
     return f"default ({default})" if policy["threshold"] is None else str(policy["threshold"])
 
@@ -185,7 +173,7 @@ def collection_create(
         actor = acting_user(ctx, session)
         collection = create_collection(session, actor, name, **_given(ctx))
         session.commit()
-        described = _described(collection)
+        described = describe(collection)
     if as_json:
         print(json.dumps(described))
     else:
@@ -230,7 +218,7 @@ def collection_show(ctx: typer.Context, name: NameArgument, as_json: JsonOption 
         acting_user(ctx, session)
         get_collection(session, name)
         described = next(
-            _described(*row) for row in repo.list_collections(session) if row[0].name == name
+            describe(*row) for row in repo.list_collections(session) if row[0].name == name
         )
     if as_json:
         print(json.dumps(described))
@@ -243,7 +231,7 @@ def collections(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List collections with their counts and search policies (anyone signed in)."""
     with _session(ctx, as_json) as session:
         acting_user(ctx, session)
-        rows = [_described(*row) for row in repo.list_collections(session)]
+        rows = [describe(*row) for row in repo.list_collections(session)]
     if as_json:
         print(json.dumps({"collections": rows}))
         return

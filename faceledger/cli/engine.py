@@ -23,6 +23,7 @@ from faceledger.cli.app import (
 )
 from faceledger.cli.auth import acting_user, auth_failure
 from faceledger.cli.search import print_outcome
+from faceledger.cli.serve import serve
 from faceledger.demo import (
     DEMO_ADMIN,
     DEMO_INVESTIGATOR,
@@ -124,8 +125,13 @@ def demo(
     folder: Annotated[Path, typer.Argument(help="A folder of Person/*.jpg photos.")],
     people: Annotated[int, typer.Option(help="How many people to index.")] = 60,
     workers: WorkersOption = None,
+    then_serve: Annotated[
+        bool, typer.Option("--serve", help="Then start the web app on 127.0.0.1.")
+    ] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the web app.")] = 8000,
 ) -> None:
-    """Set up demo accounts, build the 'demo' collection from FOLDER, search a held-out photo."""
+    """Set up demo accounts, build the 'demo' collection from FOLDER, search a held-out photo
+    (and with --serve, start the web app where the demo users can sign in)."""
     settings = settings_of(ctx)
     try:
         plan = plan_demo(folder, people)
@@ -169,3 +175,8 @@ def demo(
         f"{accounts.path}) to review results (`faceledger request show {outcome.request_id}`), "
         "or check the record: `faceledger ledger verify`."
     )
+    if then_serve:
+        out.print(f"\nOpen http://127.0.0.1:{port}/ and sign in (Ctrl-C stops the app):")
+        for name, password in accounts.passwords.items():
+            out.print(f"  user [bold]{name}[/]  password [bold]{password}[/]")
+        serve(ctx, port=port)

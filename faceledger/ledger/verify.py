@@ -118,6 +118,32 @@ def recent_records(
     return [_record(row) for row in reversed(session.execute(query).all())]
 
 
+def find_records(
+    session: Session,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    subject: str | None = None,
+    first: int | None = None,
+    last: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Entries matching every filter given (seqs first..last inclusive), oldest first."""
+    query = _entries().order_by(LedgerEntry.seq).limit(limit)
+    for column, value in (
+        (LedgerEntry.action, action),
+        (LedgerEntry.actor, actor),
+        (LedgerEntry.subject, subject),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if first is not None:
+        query = query.where(LedgerEntry.seq >= first)
+    if last is not None:
+        query = query.where(LedgerEntry.seq <= last)
+    return [_record(row) for row in session.execute(query)]
+
+
 def checkpoint_record(checkpoint: LedgerCheckpoint) -> dict[str, Any]:
     return {
         "id": checkpoint.id,

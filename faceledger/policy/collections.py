@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from faceledger.auth.clock import as_utc
 from faceledger.auth.roles import Role, UnknownRole, parse_roles, require_role
 from faceledger.ledger import log
 from faceledger.store import repo
@@ -131,6 +132,17 @@ def policy_dict(collection: Collection) -> dict[str, Any]:
     values = {field: getattr(collection, field) for field in POLICY}
     values["search_roles"] = list(values["search_roles"])
     return values
+
+
+def describe(collection: Collection, images: int = 0, faces: int = 0) -> dict[str, Any]:
+    """A collection as the CLI's --json and the API show it: counts and policy."""
+    return {
+        "name": collection.name,
+        "created_at": as_utc(collection.created_at).isoformat(),
+        "images": images,
+        "faces": faces,
+        "policy": policy_dict(collection),
+    }
 
 
 def _checked(values: dict[str, Any]) -> dict[str, Any]:

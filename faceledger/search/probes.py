@@ -11,7 +11,10 @@ import hashlib
 import os
 from pathlib import Path
 
+from faceledger.auth.roles import Role, has_role
 from faceledger.config import Settings
+from faceledger.search.outcome import ServiceRefusal
+from faceledger.store.models import SearchRequest, User
 
 
 def probe_hash(data: bytes) -> str:
@@ -44,3 +47,15 @@ def load(settings: Settings, name: str | None) -> bytes | None:
 def delete(settings: Settings, name: str | None) -> None:
     if name:
         path_of(settings, name).unlink(missing_ok=True)
+
+
+def viewable(settings: Settings, row: SearchRequest, user: User) -> bytes:
+    """The probe of `row` if `user` asked for it or approves searches, while it is kept."""
+    if row.requester_id != user.id and not has_role(user, Role.APPROVER):
+        raise ServiceRefusal(
+            "not_allowed", f"{user.name} may not see the probe of request {row.id}"
+        )
+    data = load(settings, row.probe_file)
+    if data is None:
+        raise ServiceRefusal("probe_expired", f"the probe of request {row.id} is no longer kept")
+    return data

@@ -255,6 +255,17 @@ class SearchService:
             self._commit(session)
             return view
 
+    def probe_photo(self, actor: User, request_id: int) -> bytes:
+        """The stored probe photo, for the requester or an approver; each view is ledgered."""
+        with self.workspace.sessions() as session:
+            user = load_user(session, actor)
+            row = load_request(session, request_id)
+            with self._ledgering_refusal(session, user, row, "probe.view_refused"):
+                data = probes.viewable(self.settings, row, user)
+            self._log(session, user, "probe.viewed", row, {"probe_hash": row.probe_hash})
+            self._commit(session)
+            return data
+
     def review(self, actor: User, result_id: int, decision: str) -> review.ReviewOutcome:
         """One person's final confirm/reject on one result (blind, ledgered)."""
         with self.workspace.sessions() as session:
