@@ -1,6 +1,6 @@
 """The composition root: settings, the database and the per-collection indexes, opened once.
 
-The CLI (and later the web app) build one Workspace and hand it to the services, so each
+The CLI and the web app build one Workspace and hand it to the services, so each
 service finds its dependencies in one place instead of opening them itself.
 """
 
@@ -11,7 +11,7 @@ from functools import cached_property
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceledger.config import Settings
-from faceledger.index.local import LocalIndex
+from faceledger.index.local import LocalIndex, file_stamp
 from faceledger.index.reconcile import reconcile
 from faceledger.store.db import open_database
 
@@ -26,10 +26,17 @@ class Workspace:
         return open_database(self.settings.database)
 
     def index(self, collection_id: int) -> LocalIndex:
-        """The collection's index, reconciled with the store the first time it is opened."""
-        if collection_id not in self._indexes:
-            index = LocalIndex(self.settings.index_dir / f"collection-{collection_id}.faiss")
+        """The collection's index, reconciled with the store when it is opened.
+
+        A long-running process (the web app) opens it again when another process (an
+        ingest, an opt-out purge from the CLI) has saved the file since: otherwise it would
+        miss new faces and keep purged ones until restarted.
+        """
+        path = self.settings.index_dir / f"collection-{collection_id}.faiss"
+        cached = self._indexes.get(collection_id)
+        if cached is None or cached.stamp != file_stamp(path):
+            index = LocalIndex(path)
             with self.sessions() as session:
                 reconcile(index, session, collection_id)
-            self._indexes[collection_id] = index
-        return self._indexes[collection_id]
+            self._indexes[collection_id] = cached = index
+        return cached

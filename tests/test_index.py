@@ -14,6 +14,7 @@ from faceledger.index.local import LocalIndex
 from faceledger.index.reconcile import reconcile
 from faceledger.ingest.items import SourceItem
 from faceledger.store import repo
+from faceledger.store.purge import purge_faces
 from faceledger.workspace import Workspace
 from tests.accounts import add_collection
 
@@ -95,3 +96,37 @@ def test_same_content_twice_in_a_collection_is_refused(settings: Settings) -> No
         session.commit()
         with pytest.raises(IntegrityError):
             repo.add_image(session, collection_id, item, "b" * 64, (1, 1), [])
+
+
+def test_a_long_running_process_sees_what_another_one_indexed_or_purged(
+    settings: Settings,
+) -> None:
+    """The web app keeps indexes open; a CLI ingest or opt-out purge must reach its searches."""
+    writer, server = Workspace(settings), Workspace(settings)
+    vectors = unit_vectors(6)
+    collection_id = add_collection(settings, "c")
+    writer.index(collection_id)  # open before storing, as an ingest job does
+
+    def ingest(digest: str, batch: np.ndarray) -> list[int]:
+        with writer.sessions() as session:
+            item = SourceItem(image_url=f"file:///{digest}.jpg", data=None)
+            stored = repo.add_image(
+                session, collection_id, item, digest * 64, (9, 9), [record(v) for v in batch]
+            )
+            session.commit()
+        index = writer.index(collection_id)
+        index.add(np.array([i for i, _ in stored]), batch)
+        index.save()
+        return [i for i, _ in stored]
+
+    first = ingest("a", vectors[:4])
+    seen = server.index(collection_id)
+    assert sorted(seen.ids()) == first
+    assert server.index(collection_id) is seen  # unchanged file: no reopening
+    second = ingest("b", vectors[4:])
+    assert sorted(server.index(collection_id).ids()) == first + second
+    with writer.sessions() as session:
+        purge = purge_faces(writer, session, [first[0]])
+        session.commit()
+    purge.apply_to_indexes()
+    assert sorted(server.index(collection_id).ids()) == first[1:] + second

@@ -19,6 +19,15 @@ DIMENSION = 128
 faiss.omp_set_num_threads(1)
 
 
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(modification time in ns, size) of the index file, None when there is none yet."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
 class LocalIndex:
     """A persistent faiss IndexIDMap2(IndexFlatIP) stored at `path`."""
 
@@ -29,6 +38,7 @@ class LocalIndex:
         else:
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIMENSION))
         self._dirty = False
+        self.stamp = file_stamp(path)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -68,4 +78,5 @@ class LocalIndex:
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
+        self.stamp = file_stamp(self.path)
         self._dirty = False
