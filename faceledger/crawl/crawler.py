@@ -43,7 +43,15 @@ from faceledger.crawl.stats import CrawlStats, write_stats
 from faceledger.crawl.warcout import WarcFileWriter, Written, recover, warc_name
 from faceledger.html_refs import PageContent
 
-__all__ = ["STATE_FILE", "STATS_FILE", "WARC_DIR", "JobBusy", "crawl", "exclusive"]
+__all__ = [
+    "STATE_FILE",
+    "STATS_FILE",
+    "WARC_DIR",
+    "JobBusy",
+    "crawl",
+    "exclusive",
+    "held_elsewhere",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,17 @@ def exclusive(job_dir: Path, lock_name: str = LOCK_FILE) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def held_elsewhere(job_dir: Path, lock_name: str = LOCK_FILE) -> bool:
+    """Whether another process holds this lock of the job now, i.e. is running it."""
+    if not job_dir.is_dir():
+        return False
+    try:
+        with exclusive(job_dir, lock_name):
+            return False
+    except JobBusy:
+        return True
 
 
 class _Job:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -31,10 +30,17 @@ from sqlalchemy.orm import Session
 from faceledger.auth.clock import utcnow
 from faceledger.auth.roles import PermissionDenied, Role, has_role
 from faceledger.config import Settings
-from faceledger.crawl.crawler import STATS_FILE, WARC_DIR, JobBusy, crawl, exclusive
+from faceledger.crawl.crawler import (
+    STATS_FILE,
+    WARC_DIR,
+    JobBusy,
+    crawl,
+    exclusive,
+    held_elsewhere,
+)
 from faceledger.crawl.items import iter_crawl_items
 from faceledger.crawl.settings import ScopeOptions, crawl_config
-from faceledger.crawl.stats import CrawlStats, read_stats
+from faceledger.crawl.stats import CrawlStats, read_stats, write_json
 from faceledger.ingest.job import IngestJob, IngestSummary
 from faceledger.ledger import log
 from faceledger.ledger.checkpoints import maybe_checkpoint
@@ -191,7 +197,7 @@ def resume_job(session: Session, settings: Settings, actor: User, job_id: int) -
     _may_crawl(settings, actor, _options(job))
     if job.status == FINISHED:
         raise CrawlRefused("finished", f"crawl job {job_id} has already finished")
-    if _is_running(Path(job.job_dir)):
+    if held_elsewhere(Path(job.job_dir), JOB_LOCK):
         raise CrawlRefused("running", f"crawl job {job_id} is running in another process")
     log.append(
         session,
@@ -211,16 +217,6 @@ def _options(job: CrawlJob) -> ScopeOptions:
     return ScopeOptions(**{k: tuple(v) if k in sequences else int(v) for k, v in scope.items()})
 
 
-def _is_running(job_dir: Path) -> bool:
-    if not job_dir.is_dir():
-        return False
-    try:
-        with exclusive(job_dir, JOB_LOCK):
-            return False
-    except JobBusy:
-        return True
-
-
 class _IngestFile:
     """Writes ingestion figures to the job folder about once a second, for `job_progress`."""
 
@@ -235,11 +231,9 @@ class _IngestFile:
         now = time.monotonic()
         if force or now - self.written >= _INGEST_WRITE_EVERY:
             self.written = now
-            tmp = self.path.with_name(self.path.name + ".tmp")
             data = summary.as_dict()
             data["errors"] = len(data["errors"])
-            tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_json(self.path, data)
 
 
 def run_job(
@@ -347,7 +341,7 @@ def job_progress(session: Session, job: CrawlJob) -> dict[str, Any]:
     }
     if job.status == FINISHED and job.stats is not None:
         return {**data, **job.stats, "state": FINISHED}
-    data["state"] = "running" if _is_running(job_dir) else "interrupted"
+    data["state"] = "running" if held_elsewhere(job_dir, JOB_LOCK) else "interrupted"
     stats_file = job_dir / STATS_FILE
     if stats_file.is_file():
         stats = read_stats(stats_file)

@@ -11,8 +11,9 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["CrawlStats", "read_stats", "write_stats"]
+__all__ = ["CrawlStats", "read_stats", "write_json", "write_stats"]
 
 
 @dataclass(slots=True)
@@ -46,11 +47,16 @@ class CrawlStats:
         return asdict(self)
 
 
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` as JSON to `path` atomically: a reader polling it never sees half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_stats(path: Path, stats: CrawlStats) -> None:
     """Write `stats` as JSON to `path` atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(stats.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, stats.to_dict())
 
 
 def read_stats(path: Path) -> CrawlStats:

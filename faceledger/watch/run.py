@@ -7,17 +7,15 @@ what recorded basis (their consent is the crawl's legal basis, their label its r
 counts only. Every round crawls into a folder of its own, so only newly crawled images are
 scanned, and the folder (everyone's images) is deleted as soon as the scan is over, whatever
 happened. A round that was killed leaves its folder behind: the next round deletes it first
-(a lock file tells a dead round from one still running).
+(the round's lock tells a dead round from one still running).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from faceledger.auth.clock import utcnow
 from faceledger.crawl import CrawlConfig, CrawlStats, crawl, crawl_warc_files, iter_crawl_items
+from faceledger.crawl.crawler import exclusive, held_elsewhere
 from faceledger.crawl.settings import ScopeOptions
 from faceledger.ingest.job import Analyser
 from faceledger.ledger import log
@@ -45,6 +44,8 @@ from faceledger.watch.scan import ScanResult, scan
 from faceledger.workspace import Workspace
 
 Progress = Callable[[CrawlStats], None]
+ROUND_LOCK = "round.lock"
+"""Held (inside the round's folder) while the round runs; see `_sweep`."""
 
 
 def run_ref(run_id: int) -> str:
@@ -96,7 +97,8 @@ def run_round(
     summary = RoundSummary(run.id)
     jobs = workspace.settings.data_dir / "watch" / "jobs"
     _sweep(jobs)
-    with _held(jobs / f"run-{run.id}") as job_dir:
+    job_dir = jobs / f"run-{run.id}"
+    with exclusive(job_dir, ROUND_LOCK):
         try:
             stats = asyncio.run(crawl(job_dir, scope, config, progress))
             summary.pages, summary.stop_reason = stats.pages, stats.stop_reason
@@ -197,29 +199,8 @@ def _finish(workspace: Workspace, actor: User, run_id: int, summary: RoundSummar
         session.commit()
 
 
-@contextlib.contextmanager
-def _held(job_dir: Path) -> Iterator[Path]:
-    """Hold the round's lock file while its folder exists (see `_sweep`)."""
-    job_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = job_dir.with_suffix(".lock")
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        try:
-            yield job_dir
-        finally:
-            lock.unlink(missing_ok=True)
-
-
 def _sweep(jobs: Path) -> None:
     """Delete the folders of killed rounds: their crawls hold other people's images."""
     for folder in jobs.glob("run-*"):
-        if not folder.is_dir():
-            continue
-        lock = folder.with_suffix(".lock")
-        with lock.open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # a round still running
+        if folder.is_dir() and not held_elsewhere(folder, ROUND_LOCK):
             shutil.rmtree(folder, ignore_errors=True)
-            lock.unlink(missing_ok=True)
