@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from faceledger.config import Settings
 from faceledger.index.local import LocalIndex, file_stamp
 from faceledger.index.reconcile import reconcile
-from faceledger.store.db import open_database
+from faceledger.store.db import open_database, reading
 
 
 class Workspace:
@@ -24,6 +24,11 @@ class Workspace:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         return open_database(self.settings.database)
+
+    @cached_property
+    def reading(self) -> sessionmaker[Session]:
+        """Read-only sessions: they may be opened inside a write transaction (store.db)."""
+        return reading(self.sessions)
 
     def index(self, collection_id: int) -> LocalIndex:
         """The collection's index, reconciled with the store when it is opened.
@@ -36,7 +41,7 @@ class Workspace:
         cached = self._indexes.get(collection_id)
         if cached is None or cached.stamp != file_stamp(path):
             index = LocalIndex(path)
-            with self.sessions() as session:
+            with self.reading() as session:
                 reconcile(index, session, collection_id)
             self._indexes[collection_id] = cached = index
         return cached

@@ -17,6 +17,7 @@ from faceledger.auth import users
 from faceledger.cli import app
 from faceledger.config import Settings
 from faceledger.policy.collections import create_collection
+from faceledger.store.db import reading
 from faceledger.store.models import LedgerEntry, LedgerPayload, User
 from faceledger.workspace import Workspace
 
@@ -29,6 +30,7 @@ APR_PW = "approver-password-1"
 PEOPLE = {
     "ivan": ("investigator", INV_PW),
     "april": ("approver", APR_PW),
+    "amos": ("approver", APR_PW),
     "audrey": ("auditor", AUD_PW),
 }
 
@@ -95,8 +97,8 @@ def as_admin(password: str = ADMIN_PW, name: str = ADMIN) -> dict[str, str]:
 
 
 def entries(sessions: sessionmaker[Session], action: str | None = None) -> list[dict[str, Any]]:
-    """Ledger entries read afresh (a new session), with their payloads."""
-    with sessions() as session:
+    """Ledger entries read afresh (a new read-only session), with their payloads."""
+    with reading(sessions)() as session:
         query = select(LedgerEntry, LedgerPayload.body).join(
             LedgerPayload, LedgerPayload.seq == LedgerEntry.seq
         )

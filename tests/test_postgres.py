@@ -1,21 +1,16 @@
 """The same store, index reconciliation, ingestion, search and ledger on a real PostgreSQL.
 
 CI starts a throwaway server (.ci/postgres.sh) and sets FACELEDGER_TEST_POSTGRES; each test
-gets a database of its own.
+gets a database of its own (`pg_settings` in conftest).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from faceledger.config import Settings, load_settings
+from faceledger.config import Settings
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.ingest.files import expand, iter_items
 from faceledger.ingest.job import IngestJob
@@ -26,26 +21,10 @@ from faceledger.search.service import SearchService
 from faceledger.store import repo
 from faceledger.workspace import Workspace
 from tests.accounts import add_collection, initialise, person
+from tests.conftest import NO_POSTGRES, POSTGRES
 from tests.faces import photos
 
-SERVER = os.environ.get("FACELEDGER_TEST_POSTGRES")
-pytestmark = pytest.mark.skipif(
-    not SERVER, reason="set FACELEDGER_TEST_POSTGRES to a PostgreSQL URL (CI starts one)"
-)
-
-
-@pytest.fixture
-def pg_settings(tmp_path: Path, model_dir: Path) -> Iterator[Settings]:
-    assert SERVER is not None
-    name = f"faceledger_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(SERVER).set(database=name).render_as_string(hide_password=False)
-    yield load_settings(tmp_path / "data", database_url=url, workers=1, model_dir=model_dir)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+pytestmark = pytest.mark.skipif(not POSTGRES, reason=NO_POSTGRES)
 
 
 def test_migrations_and_ledger_on_postgres(pg_settings: Settings) -> None:

@@ -1,9 +1,13 @@
 """Appending to the ledger, inside the caller's transaction, and erasing payloads.
 
 An entry is written in the same database transaction as the action it records, so an
-action without its entry (or the reverse) cannot be committed. Sequence numbers are the
-primary key: two writers racing for the same number cannot both commit, so the chain
-never forks; the loser's transaction fails and nothing it did is kept.
+action without its entry (or the reverse) cannot be committed. Appends from several
+processes take turns: on SQLite the write transaction already holds the database's write
+lock (`BEGIN IMMEDIATE`, see `store.db`); on PostgreSQL the first append of a transaction
+takes a transaction-scoped advisory lock, waiting at most `LOCK_TIMEOUT`, before it reads
+the head. Either way the head read is the newest one, so appends never fail on a taken
+sequence number and the chain never forks. Sequence numbers stay the primary key, the
+last line of defence should a writer ever skip the lock.
 """
 
 from __future__ import annotations
@@ -15,11 +19,25 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from faceledger.ledger.chain import GENESIS, canonical, entry_hash, payload_hash
+from faceledger.store.db import LEDGER_LOCK
 from faceledger.store.models import LedgerEntry, LedgerPayload
+
+LOCK_TIMEOUT = "30s"
+_LOCKED = "faceledger.ledger_locked"
 
 
 def _timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _take_turn(session: Session) -> None:
+    """Hold the ledger's lock until this transaction ends (PostgreSQL; see the docstring)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or session.info.get(_LOCKED) is connection:
+        return
+    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LEDGER_LOCK})")
+    session.info[_LOCKED] = connection
 
 
 def head(session: Session) -> LedgerEntry | None:
@@ -37,6 +55,8 @@ def append(
 ) -> LedgerEntry:
     """Add one entry after the current head; the caller commits (with its own changes)."""
     body = payload or {}
+    session.flush()  # the action's own changes first: row locks before the ledger's lock
+    _take_turn(session)
     previous = head(session)
     header: dict[str, Any] = {
         "seq": (previous.seq + 1) if previous else 1,

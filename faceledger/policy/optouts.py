@@ -116,7 +116,7 @@ def remove_optout(session: Session, actor: User, optout_id: int, reason: str) ->
     require_role(actor, Role.ADMIN)
     if not reason.strip():
         raise OptOutError("removing an opt-out needs a reason")
-    optout = session.get(OptOut, optout_id)
+    optout = session.get(OptOut, optout_id, with_for_update=True)  # removed once (store.db)
     if optout is None:
         raise UnknownOptOut(f"no opt-out with id {optout_id}")
     if optout.removed_at is not None:

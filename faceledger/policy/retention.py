@@ -60,6 +60,7 @@ def _delete_probes(workspace: Workspace, session: Session, now: datetime) -> lis
         select(SearchRequest)
         .where(SearchRequest.probe_file.is_not(None), SearchRequest.created_at < cutoff)
         .order_by(SearchRequest.id)
+        .with_for_update()  # of two runs at once, the second skips what the first deleted
     ).all()
     for request in expired:
         probes.delete(workspace.settings, request.probe_file)

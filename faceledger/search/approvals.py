@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from faceledger.auth.clock import as_utc
@@ -114,3 +115,22 @@ def check_runnable(
             "approval_mismatch",
             f"the stored probe of request {row.id} no longer matches the approved photo",
         )
+
+
+def use(session: Session, row: SearchRequest, now: datetime) -> None:
+    """Spend the approval: one conditional update, so of several processes running the same
+    request at once exactly one gets it; the others are refused with `approval_used`."""
+    claimed = session.execute(
+        update(SearchRequest)
+        .where(
+            SearchRequest.id == row.id,
+            SearchRequest.status == APPROVED,
+            SearchRequest.approval_used_at.is_(None),
+        )
+        .values(approval_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        code, message = _NOT_RUNNABLE[DONE]
+        raise ServiceRefusal(code, message.format(id=row.id))
+    row.approval_used_at = now

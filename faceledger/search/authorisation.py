@@ -84,7 +84,11 @@ def lapse_overdue(
     if only is not None:
         rows = [only] if only.authorisation_status == PENDING else []
     else:
-        query = select(SearchRequest).where(SearchRequest.authorisation_status == PENDING)
+        query = (  # locked: of two runs at once, the second skips what the first purged
+            select(SearchRequest)
+            .where(SearchRequest.authorisation_status == PENDING)
+            .with_for_update()
+        )
         rows = list(session.scalars(query))
     lapsed = [
         row

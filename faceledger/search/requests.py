@@ -19,8 +19,10 @@ def load_user(session: Session, actor: User) -> User:
     return user
 
 
-def load_request(session: Session, request_id: int) -> SearchRequest:
-    row = session.get(SearchRequest, request_id)
+def load_request(session: Session, request_id: int, *, lock: bool = False) -> SearchRequest:
+    """The request; with `lock`, held until the transaction ends, so that a decision on its
+    state cannot race another process's (PostgreSQL; SQLite's write lock already does)."""
+    row = session.get(SearchRequest, request_id, with_for_update=lock or None)
     if row is None:
         raise NotFound(f"no search request {request_id}")
     return row

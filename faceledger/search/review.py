@@ -137,7 +137,9 @@ def decide(
     """Record one person's final decision on one result."""
     if decision not in DECISIONS:
         raise ServiceRefusal("bad_decision", f"decide with one of {', '.join(DECISIONS)}")
-    result = session.get(SearchResult, result_id)
+    # Locked until the transaction ends, so two people deciding at once each see the
+    # other's decision, whoever is second (PostgreSQL; SQLite's write lock already does).
+    result = session.get(SearchResult, result_id, with_for_update=True)
     if result is None:
         raise NotFound(f"no search result {result_id}")
     row = result.request

@@ -176,12 +176,13 @@ class SearchService:
         ones: an approval is bound to that probe's hash and those collections."""
         with self.workspace.sessions() as session:
             user = load_user(session, actor)
-            row = load_request(session, request_id)
+            row = load_request(session, request_id, lock=True)
             try:
                 approvals.check_runnable(
                     row, user, probe, collections, self.settings, as_utc(self.clock())
                 )
                 targets = self._policy(session, user, row.collections, row.purpose, row.case_ref)
+                approvals.use(session, row, self.clock())
             except ServiceRefusal as problem:
                 if problem.code == "approval_expired" and row.status == APPROVED:
                     row.status = EXPIRED
@@ -196,7 +197,6 @@ class SearchService:
                 )
                 self._commit(session)
                 raise
-            row.approval_used_at = self.clock()
             return self._execute(session, user, row, targets)
 
     # -- deciding ---------------------------------------------------------------------
@@ -210,7 +210,7 @@ class SearchService:
     def _decide(self, actor: User, request_id: int, reason: str, approve: bool) -> SearchOutcome:
         with self.workspace.sessions() as session:
             user = load_user(session, actor)
-            row = load_request(session, request_id)
+            row = load_request(session, request_id, lock=True)
             now = as_utc(self.clock())
             with self._ledgering_refusal(session, user, row, "search.decision_refused"):
                 payload = approvals.decide(session, row, user, reason, approve, now, self.settings)
@@ -229,7 +229,7 @@ class SearchService:
         """Record the external authority's answer; a refusal purges the results at once."""
         with self.workspace.sessions() as session:
             user = load_user(session, actor)
-            row = load_request(session, request_id)
+            row = load_request(session, request_id, lock=True)
             with self._ledgering_refusal(session, user, row, "authorisation.refused_record"):
                 authorisation.record(
                     session, self.settings, row, user, reference, granted, as_utc(self.clock())
@@ -246,7 +246,7 @@ class SearchService:
         until they have decided); the view is ledgered and registered as an exposure."""
         with self.workspace.sessions() as session:
             user = load_user(session, actor)
-            row = load_request(session, request_id)
+            row = load_request(session, request_id, lock=True)
             authorisation.lapse_overdue(
                 session, self.settings, None, as_utc(self.clock()), only=row
             )

@@ -14,7 +14,7 @@ from faceledger.config import Settings
 from faceledger.search.service import SearchService
 from faceledger.web.config import WebConfig
 from faceledger.web.ratelimit import RateLimiter
-from faceledger.web.serial import SerialPipeline, serialise_sessions
+from faceledger.web.serial import SerialPipeline
 from faceledger.web.sessions import Revocations, session_key
 from faceledger.workspace import Workspace
 
@@ -24,7 +24,7 @@ class Services:
         self.settings = settings
         self.config = config
         self.workspace = Workspace(settings)
-        serialise_sessions(self.workspace.sessions)  # opens the database (and migrates it)
+        self.workspace.sessions()  # opens the database (and migrates it) before serving
         self.session_key = session_key(settings)
         self.session_lifetime = timedelta(hours=config.session_hours)
         self.revocations = Revocations(self.session_lifetime)
