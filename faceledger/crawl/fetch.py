@@ -251,7 +251,7 @@ class _Inflater:
             self._started = True
             out += chunk
             if len(out) > limit:
-                raise _TooLarge
+                raise _TooLarge(f"inflated past {limit} bytes")
             if not chunk and self._z.unconsumed_tail == buffer:
                 return  # no progress possible: wait for more input
             buffer = self._z.unconsumed_tail
@@ -430,7 +430,7 @@ class Fetcher:
                 if inflater is not None:
                     inflater.feed(chunk, decoded, max_bytes)
                 if len(raw) > max_bytes or len(decoded) > max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(f"past {max_bytes} bytes")
             except _TooLarge:
                 if not allow_truncated:
                     raise
