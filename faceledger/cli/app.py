@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer._click.core import Context as ClickContext  # the click Typer (pinned) ships
 from typer.core import TyperGroup
 
 from faceledger.config import Settings, load_settings
@@ -60,7 +60,7 @@ def error_exit(error: FaceledgerError, as_json: bool) -> typer.Exit:
 class _Commands(TyperGroup):
     """The root group: every command runs inside it, so its errors all end up here."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except FaceledgerError as error:

@@ -77,7 +77,7 @@ def _translate(exc: Exception) -> FaceledgerError:
             return ApiError(422, "invalid_request", "the request is not valid", details=details)
         case HTTPException():
             code = _HTTP_CODES.get(exc.status_code, "http_error")
-            return ApiError(exc.status_code, code, str(exc.detail), headers=exc.headers or {})
+            return ApiError(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}))
     # Anything else is a fault of ours: say so in the same shape (the traceback is logged).
     return ApiError(500, "internal_error", "the server failed to complete the request")
 
