@@ -21,6 +21,7 @@ from faceledger.auth.passwords import generate_password
 from faceledger.auth.roles import Role
 from faceledger.auth.users import add_user, init_admin
 from faceledger.config import Settings
+from faceledger.errors import NotFound, Refused
 from faceledger.ingest.files import IMAGE_SUFFIXES
 from faceledger.policy.collections import create_collection
 from faceledger.store import repo
@@ -37,7 +38,7 @@ class DemoPlan:
 def plan_demo(folder: Path, people: int) -> DemoPlan:
     """Take the first `people` people (by name) with at least two photos; hold one out."""
     if not folder.is_dir():
-        raise FileNotFoundError(f"demo folder {folder} does not exist")
+        raise NotFound(f"demo folder {folder} does not exist")
     persons = sorted(p for p in folder.iterdir() if p.is_dir())
     chosen: list[list[Path]] = []
     for person in persons:
@@ -47,7 +48,7 @@ def plan_demo(folder: Path, people: int) -> DemoPlan:
         if len(chosen) == people:
             break
     if not chosen:
-        raise ValueError(f"{folder} has no Person/ subfolder with two or more photos")
+        raise NotFound(f"{folder} has no Person/ subfolder with two or more photos")
     probe = chosen[0][-1]
     gallery = [photo for photos in chosen for photo in photos if photo != probe]
     return DemoPlan(gallery=gallery, probe=probe)
@@ -58,7 +59,7 @@ DEMO_INVESTIGATOR = "demo-investigator"
 CREDENTIALS_FILE = "demo-credentials.json"
 
 
-class DemoRefused(Exception):
+class DemoRefused(Refused):
     """The data directory belongs to someone else: the demo will not act in it."""
 
 

@@ -16,11 +16,11 @@ from faceledger.auth import login, passwords, tokens, users
 from faceledger.auth.actor import resolve_actor
 from faceledger.auth.login import LOCK_PERIOD, MAX_FAILURES, authenticate
 from faceledger.auth.passwords import WeakPassword, generate_password, verify_password
-from faceledger.auth.roles import AuthError, PermissionDenied, Role, UnknownRole, require_role
+from faceledger.auth.roles import Role, UnknownRole, require_role
 from faceledger.auth.tokens import authenticate_token, create_token, revoke_token
 from faceledger.auth.users import UserError
-from faceledger.cli.app import EXIT_AUTH, EXIT_REFUSED
 from faceledger.config import Settings
+from faceledger.errors import EXIT_AUTH, EXIT_REFUSED, AuthError, PermissionDenied
 from faceledger.store.models import ApiToken, User
 from faceledger.workspace import Workspace
 from tests.accounts import ADMIN_PW, AUD_PW, INV_PW, as_admin, cli, entries

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceledger.auth import users
-from faceledger.cli.app import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_REFUSED
 from faceledger.config import Settings
+from faceledger.errors import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_REFUSED
 from faceledger.policy.collections import (
     InvalidPolicy,
     UnknownCollection,

@@ -27,7 +27,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from faceledger.crawl import CrawlConfig, CrawlStats, Scope, crawl, read_stats
-from faceledger.crawl.crawler import STATE_FILE, STATS_FILE, WARC_DIR
+from faceledger.crawl.crawler import STATE_FILE, STATS_FILE, WARC_DIR, JobBusy
 from faceledger.crawl.extract import extract
 from faceledger.crawl.fetch import _Inflater, _TooLarge, parse_retry_after, sniff_kind
 from faceledger.crawl.guard import AddressGuard, GuardedBackend, Refused, check_url
@@ -682,7 +682,7 @@ def test_a_job_runs_in_one_process_at_a_time(tmp_path: Path) -> None:
         async def twice() -> None:
             first = asyncio.create_task(crawl(job, scope, config(per_host_delay=0.1)))
             await asyncio.sleep(0.1)
-            with pytest.raises(RuntimeError, match="already running"):
+            with pytest.raises(JobBusy, match="already running"):
                 await crawl(job, scope, config())
             await first
 

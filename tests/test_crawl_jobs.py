@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from faceledger.cli.app import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE
 from faceledger.config import Settings, load_settings
+from faceledger.errors import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_REFUSED, EXIT_USAGE
 from faceledger.store.models import CrawlJob, Face, SourceImage
 from faceledger.workspace import Workspace
 from tests.accounts import PEOPLE, add_collection, cli, credentials, entries, initialise

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from faceledger.cli import app
-from faceledger.cli.app import EXIT_AUTH, EXIT_REFUSED
 from faceledger.config import Settings
+from faceledger.errors import EXIT_AUTH, EXIT_REFUSED
 from faceledger.ledger import chain, keys, standalone_verify
 from faceledger.ledger.checkpoints import ChainBroken, checkpoint, maybe_checkpoint, statement
 from faceledger.ledger.export import export_bundle

@@ -13,15 +13,15 @@ import pytest
 from sqlalchemy import select
 
 from faceledger.auth import users
-from faceledger.auth.roles import PermissionDenied
-from faceledger.cli.app import (
+from faceledger.config import Settings
+from faceledger.errors import (
     EXIT_AUTH,
     EXIT_BAD_IMAGE,
     EXIT_CHOOSE_FACE,
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
+    PermissionDenied,
 )
-from faceledger.config import Settings
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.index.local import LocalIndex
 from faceledger.ingest.files import iter_items

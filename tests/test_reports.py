@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from faceledger.auth.users import add_user, init_admin
 from faceledger.cli import app
-from faceledger.cli.app import EXIT_AUTH
 from faceledger.config import Settings, load_settings
+from faceledger.errors import EXIT_AUTH
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.ingest.job import IngestJob
 from faceledger.ingest.ledgered import run_ingest

@@ -11,9 +11,8 @@ from sqlalchemy import select, update
 
 from faceledger.auth import users
 from faceledger.auth.clock import as_utc
-from faceledger.auth.roles import PermissionDenied
-from faceledger.cli.app import EXIT_AUTH
 from faceledger.config import Settings
+from faceledger.errors import EXIT_AUTH, PermissionDenied
 from faceledger.policy.retention import RetentionReport, run_retention
 from faceledger.search import probes
 from faceledger.store.models import SearchRequest, SearchResult, SourceImage

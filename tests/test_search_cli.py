@@ -19,7 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from faceledger.cli import app
-from faceledger.cli.app import (
+from faceledger.errors import (
     EXIT_AUTH,
     EXIT_BAD_IMAGE,
     EXIT_CHOOSE_FACE,

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from faceledger.auth import passwords
 from faceledger.auth.users import add_user, init_admin
 from faceledger.config import Settings, load_settings
+from faceledger.errors import EXIT_AUTH
 from faceledger.faces.decode import DecodeLimits
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.ingest.files import iter_items
@@ -181,7 +182,9 @@ def test_a_search_without_purpose_or_case_is_refused_and_ledgered(
 @pytest.mark.parametrize("who", ["aud", "ann", "admin"])
 def test_roles_the_policy_does_not_name_are_refused(world: World, who: str) -> None:
     outcome = world.ask(who, "Colin_Powell")
-    assert outcome.refusal_code == "role_not_allowed" and outcome.is_permission
+    refusal = outcome.refusal()
+    assert refusal is not None and refusal.code == "role_not_allowed"
+    assert (refusal.http_status, refusal.exit_status) == (403, EXIT_AUTH)  # who, not what
     assert world.actions(f"search:{outcome.request_id}")[-1] == "search.refused"
 
 

@@ -24,8 +24,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import LargeBinary, func, select
 from warcio.archiveiterator import ArchiveIterator
 
-from faceledger.cli.app import EXIT_AUTH, EXIT_CHOOSE_FACE, EXIT_NOT_FOUND, EXIT_REFUSED
 from faceledger.config import Settings
+from faceledger.errors import EXIT_AUTH, EXIT_CHOOSE_FACE, EXIT_NOT_FOUND, EXIT_REFUSED
 from faceledger.store.models import Base, Face, SourceImage, WatchSubject
 from faceledger.watch.delivery import Target
 from faceledger.watch.scan import best_matches

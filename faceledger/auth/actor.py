@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from faceledger.auth.clock import Clock, utcnow
 from faceledger.auth.login import authenticate
-from faceledger.auth.roles import AuthError
 from faceledger.auth.tokens import authenticate_token
+from faceledger.errors import AuthError
 from faceledger.store.models import User
 
 TOKEN_VAR = "FACELEDGER_TOKEN"

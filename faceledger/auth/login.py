@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from faceledger.auth._attempts import ensure_nothing_pending, record
 from faceledger.auth.clock import Clock, as_utc, utcnow
 from faceledger.auth.passwords import dummy_hash, rehash_if_needed, verify_password
-from faceledger.auth.roles import AuthError
 from faceledger.auth.users import subject
+from faceledger.errors import AuthError
 from faceledger.store.models import User
 
 MAX_FAILURES = 5

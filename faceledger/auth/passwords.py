@@ -12,6 +12,8 @@ import string
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from faceledger.errors import BadInput
+
 MIN_LENGTH = 12
 # Long enough for any passphrase, short enough that hashing it cannot be used to stall us.
 MAX_LENGTH = 1024
@@ -25,7 +27,7 @@ _hasher = HASHER  # what is in use (tests swap in a cheaper one)
 _dummy: tuple[PasswordHasher, str] | None = None
 
 
-class WeakPassword(ValueError):
+class WeakPassword(BadInput):
     """The password breaks the policy; the message says how."""
 
 

@@ -1,10 +1,11 @@
-"""Roles, the two ways a request is refused, and the role check every service starts with."""
+"""Roles, and the role check every service starts with (refusing with `PermissionDenied`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
 
+from faceledger.errors import BadInput, PermissionDenied
 from faceledger.store.models import User
 
 
@@ -15,15 +16,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"  # reads the ledger and the registers
 
 
-class AuthError(Exception):
-    """Who is asking could not be established: missing or wrong credentials, lock-out."""
-
-
-class PermissionDenied(Exception):
-    """The person is known, but may not do this."""
-
-
-class UnknownRole(ValueError):
+class UnknownRole(BadInput):
     """A role name that is not one of `Role`."""
 
 

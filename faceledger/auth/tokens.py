@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from faceledger.auth._attempts import ensure_nothing_pending, record
 from faceledger.auth.clock import Clock, as_utc, utcnow
-from faceledger.auth.roles import AuthError, PermissionDenied, Role, has_role, require_active
+from faceledger.auth.roles import Role, has_role, require_active
 from faceledger.auth.users import UserError, get_user
+from faceledger.errors import AuthError, BadInput, NotFound, PermissionDenied
 from faceledger.ledger import log
 from faceledger.store.models import ApiToken, User
 
@@ -28,7 +29,7 @@ MAX_DAYS = 366
 ACTION = "auth.token"
 
 
-class UnknownToken(LookupError):
+class UnknownToken(NotFound):
     """No token has that id."""
 
 
@@ -68,7 +69,7 @@ def create_token(
     """A new token for `user_name`, returned in plain text this once only."""
     _may_manage(actor, user_name)
     if not 1 <= days <= MAX_DAYS:
-        raise ValueError(f"a token lasts 1 to {MAX_DAYS} days, not {days}")
+        raise BadInput(f"a token lasts 1 to {MAX_DAYS} days, not {days}")
     user = get_user(session, user_name)
     if not user.active:
         raise UserError(f"{user_name} is deactivated")

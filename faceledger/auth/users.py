@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from faceledger.auth.passwords import hash_password
 from faceledger.auth.roles import Role, parse_roles, require_role
+from faceledger.errors import Conflict, NotFound
 from faceledger.ledger import log
 from faceledger.store.models import User
 
@@ -21,16 +22,18 @@ from faceledger.store.models import User
 _NAME = re.compile(r"[\w.@-]{1,200}")
 
 
-class UserError(Exception):
+class UserError(Conflict):
     """A user-management request refused as it stands (duplicate, last admin...)."""
 
 
-class UnknownUser(UserError, LookupError):
+class UnknownUser(NotFound):
     """No user has that name."""
 
 
 class AlreadyInitialised(UserError):
     """`init_admin` on a system that already has users."""
+
+    code = "already_initialised"
 
 
 def subject(name: str) -> str:

@@ -8,32 +8,21 @@ one list of options, one place that turns them into service arguments.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from faceledger.auth.roles import AuthError, PermissionDenied
 from faceledger.cli.app import (
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
-    EXIT_USAGE,
     JsonOption,
     app,
-    fail,
     out,
     settings_of,
 )
-from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.cli.auth import acting_user
 from faceledger.policy.collections import (
     POLICY,
-    CollectionExists,
-    InvalidPolicy,
-    UnknownCollection,
     create_collection,
     describe,
     get_collection,
@@ -89,22 +78,6 @@ EvidenceOption = Annotated[
     bool | None,
     typer.Option("--keep-evidence/--no-keep-evidence", help="Keep image bytes as evidence."),
 ]
-
-
-@contextmanager
-def _session(ctx: typer.Context, as_json: bool) -> Iterator[Session]:
-    """A session whose refusals become clean exits; nothing is kept unless committed."""
-    try:
-        with Workspace(settings_of(ctx)).sessions() as session:
-            yield session
-    except (AuthError, PermissionDenied) as exc:
-        raise auth_failure(exc, as_json) from None
-    except UnknownCollection as exc:
-        raise fail(str(exc), EXIT_NOT_FOUND, as_json, error="not_found") from None
-    except InvalidPolicy as exc:
-        raise fail(str(exc), EXIT_USAGE, as_json, error="invalid") from None
-    except CollectionExists as exc:
-        raise fail(str(exc), EXIT_REFUSED, as_json, error="exists") from None
 
 
 def _given(ctx: typer.Context) -> dict[str, Any]:
@@ -169,8 +142,8 @@ def collection_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an empty collection with its legal basis and search policy (admins)."""
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         collection = create_collection(session, actor, name, **_given(ctx))
         session.commit()
         described = describe(collection)
@@ -198,8 +171,8 @@ def collection_set(
     as_json: JsonOption = False,
 ) -> None:
     """Change a collection's policy (admins); each change is ledgered with old and new value."""
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         changes = update_policy(session, actor, name, **_given(ctx))
         session.commit()
     if as_json:
@@ -214,8 +187,8 @@ def collection_set(
 @collection_app.command("show")
 def collection_show(ctx: typer.Context, name: NameArgument, as_json: JsonOption = False) -> None:
     """A collection's policy and how many images and faces it holds (anyone signed in)."""
-    with _session(ctx, as_json) as session:
-        acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        acting_user(session)
         get_collection(session, name)
         described = next(
             describe(*row) for row in repo.list_collections(session) if row[0].name == name
@@ -229,8 +202,8 @@ def collection_show(ctx: typer.Context, name: NameArgument, as_json: JsonOption 
 @app.command()
 def collections(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List collections with their counts and search policies (anyone signed in)."""
-    with _session(ctx, as_json) as session:
-        acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        acting_user(session)
         rows = [describe(*row) for row in repo.list_collections(session)]
     if as_json:
         print(json.dumps({"collections": rows}))

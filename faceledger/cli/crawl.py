@@ -14,20 +14,16 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from faceledger.auth.roles import PermissionDenied, Role, has_role
+from faceledger.auth.roles import Role, has_role
 from faceledger.cli.app import (
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
-    EXIT_USAGE,
     JsonOption,
     WorkersOption,
     app,
     err,
-    fail,
     out,
     settings_of,
 )
-from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.cli.auth import acting_user
 from faceledger.cli.scope import (
     AllowAddressOption,
     AllowDomainOption,
@@ -40,9 +36,7 @@ from faceledger.cli.scope import (
 )
 from faceledger.crawl.jobs import (
     CrawlOutcome,
-    CrawlRefused,
     CrawlRequest,
-    UnknownJob,
     get_job,
     job_progress,
     list_jobs,
@@ -51,12 +45,10 @@ from faceledger.crawl.jobs import (
     start_job,
 )
 from faceledger.crawl.stats import CrawlStats
+from faceledger.errors import Interrupted, PermissionDenied, UsageError
 from faceledger.ingest.job import IngestSummary
-from faceledger.policy.collections import UnknownCollection
 from faceledger.store.models import CrawlJob
 from faceledger.workspace import Workspace
-
-EXIT_INTERRUPTED = 130
 
 
 class _Display:
@@ -128,9 +120,7 @@ def _run(workspace: Workspace, job_id: int, actor: str, workers: int, as_json: b
             )
     except KeyboardInterrupt:
         message = f"interrupted; resume with `faceledger crawl --resume {job_id}`"
-        raise fail(message, EXIT_INTERRUPTED, as_json, error="interrupted", job=job_id) from None
-    except CrawlRefused as refused:
-        raise fail(str(refused), EXIT_REFUSED, as_json, error=refused.code) from None
+        raise Interrupted(message, job=job_id) from None
     if as_json:
         print(json.dumps(outcome.as_dict()))
     else:
@@ -167,32 +157,24 @@ def crawl(
     settings = settings_of(ctx)
     workspace = Workspace(settings)
     with workspace.sessions() as session:
-        actor = acting_user(ctx, session)
-        try:
-            if resume is not None:
-                job = resume_job(session, settings, actor, resume)
-            else:
-                if not seeds or not collection:
-                    message = "give SEED URLs and --collection (or --resume JOB)"
-                    raise fail(message, EXIT_USAGE, as_json, error="usage")
-                options = scope_options(
-                    seeds,
-                    allow_domain,
-                    path_prefix,
-                    max_depth,
-                    max_pages,
-                    max_mb,
-                    allow_address,
-                    max_per_shape,
-                )
-                request = CrawlRequest(collection, legal_basis or "", case or "", options)
-                job = start_job(session, settings, actor, request)
-        except PermissionDenied as denied:
-            raise auth_failure(denied, as_json) from None
-        except CrawlRefused as refused:
-            raise fail(str(refused), EXIT_REFUSED, as_json, error=refused.code) from None
-        except (UnknownCollection, UnknownJob) as missing:
-            raise fail(str(missing), EXIT_NOT_FOUND, as_json, error="not_found") from None
+        actor = acting_user(session)
+        if resume is not None:
+            job = resume_job(session, settings, actor, resume)
+        else:
+            if not seeds or not collection:
+                raise UsageError("give SEED URLs and --collection (or --resume JOB)")
+            options = scope_options(
+                seeds,
+                allow_domain,
+                path_prefix,
+                max_depth,
+                max_pages,
+                max_mb,
+                allow_address,
+                max_per_shape,
+            )
+            request = CrawlRequest(collection, legal_basis or "", case or "", options)
+            job = start_job(session, settings, actor, request)
         job_id, job_dir, actor_name = job.id, job.job_dir, actor.name
     if not as_json:
         err.print(f"crawl job {job_id}: {job_dir}")
@@ -221,15 +203,12 @@ def crawls(
     """List crawl jobs with their progress, also while they run (admins and auditors)."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
-        actor = acting_user(ctx, session)
+        actor = acting_user(session)
         if not has_role(actor, Role.ADMIN, Role.AUDITOR, *settings.crawl_roles):
-            raise auth_failure(PermissionDenied("listing crawls needs admin or auditor"), as_json)
-        try:
-            jobs: list[CrawlJob] = (
-                [get_job(session, job_id)] if job_id is not None else list_jobs(session)
-            )
-        except UnknownJob as missing:
-            raise fail(str(missing), EXIT_NOT_FOUND, as_json, error="not_found") from None
+            raise PermissionDenied("listing crawls needs admin or auditor")
+        jobs: list[CrawlJob] = (
+            [get_job(session, job_id)] if job_id is not None else list_jobs(session)
+        )
         rows = [job_progress(session, job) for job in jobs]
     if as_json:
         print(json.dumps(rows[0] if job_id is not None else {"crawls": rows}))

@@ -9,25 +9,20 @@ from typing import Annotated
 import typer
 from rich.progress import TaskID
 
-from faceledger.auth.roles import PermissionDenied
 from faceledger.cli.app import (
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
     JsonOption,
     WorkersOption,
     app,
-    fail,
     out,
     progress_bar,
     settings_of,
 )
-from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.cli.auth import acting_user
 from faceledger.cli.search import print_outcome
 from faceledger.cli.serve import serve
 from faceledger.demo import (
     DEMO_ADMIN,
     DEMO_INVESTIGATOR,
-    DemoRefused,
     demo_accounts,
     ensure_demo_collection,
     plan_demo,
@@ -90,7 +85,7 @@ def ingest(
     settings = settings_of(ctx)
     workspace = Workspace(settings)
     with workspace.sessions() as session:
-        actor = acting_user(ctx, session)
+        actor = acting_user(session)
         shown = _JobProgress()
         job = IngestJob(
             workspace,
@@ -101,16 +96,9 @@ def ingest(
         )
         try:
             summary = run_ingest(session, actor, job, paths, on_start=shown.start)
-        except PermissionDenied as error:
-            raise auth_failure(error, as_json) from None
-        except UnknownCollection as error:
-            message = (
-                f"{error}: create it first with "
-                f"`faceledger collection create {collection} --legal-basis TEXT`"
-            )
-            raise fail(message, EXIT_NOT_FOUND, as_json, error="not_found") from None
-        except FileNotFoundError as error:
-            raise fail(str(error), EXIT_NOT_FOUND, as_json, error="not_found") from None
+        except UnknownCollection as error:  # say how to make one
+            how = f"faceledger collection create {collection} --legal-basis TEXT"
+            raise UnknownCollection(f"{error}: create it first with `{how}`") from None
         finally:
             shown.stop()
     if as_json:
@@ -133,13 +121,8 @@ def demo(
     """Set up demo accounts, build the 'demo' collection from FOLDER, search a held-out photo
     (and with --serve, start the web app where the demo users can sign in)."""
     settings = settings_of(ctx)
-    try:
-        plan = plan_demo(folder, people)
-        accounts = demo_accounts(settings)
-    except (FileNotFoundError, ValueError) as error:
-        raise fail(str(error), EXIT_NOT_FOUND, False) from None
-    except DemoRefused as error:
-        raise fail(str(error), EXIT_REFUSED, False) from None
+    plan = plan_demo(folder, people)
+    accounts = demo_accounts(settings)
     if accounts.created:
         out.print(
             f"Created demo accounts {', '.join(accounts.passwords)}; passwords in {accounts.path}"

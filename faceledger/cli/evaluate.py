@@ -11,15 +11,14 @@ import typer
 from rich.table import Table
 
 from faceledger.cli.app import (
-    EXIT_NOT_FOUND,
     JsonOption,
     WorkersOption,
     app,
-    fail,
     out,
     progress_bar,
     settings_of,
 )
+from faceledger.errors import NotFound
 from faceledger.evaluate import runner
 
 eval_app = typer.Typer(help="Measure accuracy on labelled data.", no_args_is_help=True)
@@ -80,7 +79,7 @@ def eval_age(
 ) -> None:
     """Age error and the minors gate's decision for every labelled face."""
     if not (folder / "labels.csv").is_file():
-        raise fail(f"{folder} has no labels.csv", EXIT_NOT_FOUND, as_json, error="not_found")
+        raise NotFound(f"{folder} has no labels.csv")
     settings = settings_of(ctx)
     _run(
         "estimating ages",

@@ -16,21 +16,18 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from faceledger.auth.roles import PermissionDenied, Role, require_role
+from faceledger.auth.roles import Role, require_role
 from faceledger.cli.app import (
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
-    EXIT_USAGE,
     JsonOption,
     app,
     err,
-    fail,
     out,
     settings_of,
 )
-from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.cli.auth import acting_user
+from faceledger.errors import EXIT_FAILED
 from faceledger.ledger import keys
-from faceledger.ledger.checkpoints import ChainBroken, checkpoint
+from faceledger.ledger.checkpoints import checkpoint
 from faceledger.ledger.erasure import erase
 from faceledger.ledger.export import FORMAT_VERSION, check_target, export_bundle, remove_bundle
 from faceledger.ledger.log import append
@@ -38,23 +35,16 @@ from faceledger.ledger.verify import VerifyReport, checkpoint_record, recent_rec
 from faceledger.store.models import User
 from faceledger.workspace import Workspace
 
-# `ledger verify` and `ledger checkpoint` exit with 1 when the chain does not check out,
-# like the bundle's verify.py; 2 is a usage error (as click reports its own).
-EXIT_BROKEN = 1
-
 ledger_app = typer.Typer(
     help="The tamper-evident ledger: verify, export, checkpoint, show.", no_args_is_help=True
 )
 app.add_typer(ledger_app, name="ledger")
 
 
-def _reader(ctx: typer.Context, session: Session, as_json: bool) -> User:
+def _reader(session: Session) -> User:
     """The acting admin or auditor: the ledger's payloads name people, cases and probes."""
-    actor = acting_user(ctx, session, as_json)
-    try:
-        require_role(actor, Role.ADMIN, Role.AUDITOR)
-    except PermissionDenied as error:
-        raise auth_failure(error, as_json) from None
+    actor = acting_user(session)
+    require_role(actor, Role.ADMIN, Role.AUDITOR)
     return actor
 
 
@@ -91,21 +81,18 @@ def ledger_verify(
     """Check every entry, link, payload and checkpoint; exit 1 naming the first bad entry."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
-        try:
-            key = (
-                keys.load_public_key(public_key.read_bytes())
-                if public_key
-                else keys.existing_public_key(settings)
-            )
-        except ValueError as error:
-            raise fail(f"{public_key}: {error}", EXIT_USAGE, as_json, error="bad_key") from None
+        key = (
+            keys.load_public_key(public_key.read_bytes())
+            if public_key
+            else keys.existing_public_key(settings)
+        )
         report = verify(session, key)
     if as_json:
         print(json.dumps(report.as_dict()))
     else:
         _print_report(report)
     if not report.ok:
-        raise typer.Exit(EXIT_BROKEN)
+        raise typer.Exit(EXIT_FAILED)  # like the bundle's verify.py
 
 
 @ledger_app.command("export")
@@ -117,12 +104,9 @@ def ledger_export(
     """Write a bundle an auditor can check with its own verify.py (the export is ledgered)."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
-        actor = _reader(ctx, session, as_json).name
+        actor = _reader(session).name
         target = directory.resolve()
-        try:
-            check_target(target)
-        except FileExistsError as error:
-            raise fail(str(error), EXIT_USAGE, as_json, error="exists") from None
+        check_target(target)
         append(
             session,
             actor=actor,
@@ -153,17 +137,8 @@ def ledger_checkpoint(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Sign the current head now (refused when the chain does not check out)."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
-        _reader(ctx, session, as_json)
-        try:
-            signed = checkpoint(session, settings)
-        except ChainBroken as error:
-            raise fail(
-                f"not signing a broken chain: {error.problem}",
-                EXIT_BROKEN,
-                as_json,
-                error="ledger_broken",
-                seq=error.seq,
-            ) from None
+        _reader(session)
+        signed = checkpoint(session, settings)
         session.commit()
     record = checkpoint_record(signed) if signed else None
     if as_json:
@@ -194,7 +169,7 @@ def ledger_show(
     """The newest entries, oldest first."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
-        _reader(ctx, session, as_json)
+        _reader(session)
         records = recent_records(session, last=last, action=action)
     if as_json:
         print(json.dumps({"entries": records}, ensure_ascii=False))
@@ -222,15 +197,8 @@ def ledger_erase(
     """Erase one entry's payload (right to erasure); its hash keeps the chain verifiable."""
     settings = settings_of(ctx)
     with Workspace(settings).sessions() as session:
-        actor = acting_user(ctx, session, as_json)
-        try:
-            erase(session, actor, seq, reason)
-        except PermissionDenied as error:
-            raise auth_failure(error, as_json) from None
-        except LookupError as error:
-            raise fail(str(error), EXIT_NOT_FOUND, as_json, error="not_found") from None
-        except ValueError as error:
-            raise fail(str(error), EXIT_REFUSED, as_json, error="refused") from None
+        actor = acting_user(session)
+        erase(session, actor, seq, reason)
         session.commit()
     if as_json:
         print(json.dumps({"erased": seq}))

@@ -8,32 +8,24 @@ faces from the indexes (store first, index second).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from faceledger.auth.roles import AuthError, PermissionDenied, Role, require_role
+from faceledger.auth.roles import Role, require_role
 from faceledger.cli.app import (
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
     JsonOption,
     app,
     err,
-    fail,
     out,
     settings_of,
 )
-from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.cli.auth import acting_user
 from faceledger.cli.probe import probe_face
 from faceledger.policy.optouts import (
-    OptOutError,
-    UnknownOptOut,
     add_optout,
     list_optouts,
     remove_optout,
@@ -54,20 +46,6 @@ app.add_typer(optout_app, name="optout")
 app.add_typer(retention_app, name="retention")
 
 
-@contextmanager
-def _session(workspace: Workspace, as_json: bool) -> Iterator[Session]:
-    """A session whose refusals become clean exits; nothing is kept unless committed."""
-    try:
-        with workspace.sessions() as session:
-            yield session
-    except (AuthError, PermissionDenied) as exc:
-        raise auth_failure(exc, as_json) from None
-    except UnknownOptOut as exc:
-        raise fail(str(exc), EXIT_NOT_FOUND, as_json, error="not_found") from None
-    except OptOutError as exc:
-        raise fail(str(exc), EXIT_REFUSED, as_json, error="refused") from None
-
-
 @optout_app.command("add")
 def optout_add(
     ctx: typer.Context,
@@ -86,10 +64,10 @@ def optout_add(
     workspace = Workspace(settings_of(ctx))
     data = photo.read_bytes()
     photo_hash = probe_hash(data)
-    with _session(workspace, as_json) as session:
-        actor = acting_user(ctx, session)
+    with workspace.sessions() as session:
+        actor = acting_user(session)
         require_role(actor, Role.ADMIN)  # before anything is read from the photo
-        chosen = probe_face(workspace, data, face, as_json)
+        chosen = probe_face(workspace, data, face)
         with err.status("purging matching faces"):
             optout, purge = add_optout(
                 workspace, session, actor, chosen.embedding, label, photo_hash
@@ -114,8 +92,8 @@ def optout_remove(
     as_json: JsonOption = False,
 ) -> None:
     """Stop honouring an opt-out (admin). Faces already purged stay purged."""
-    with _session(Workspace(settings_of(ctx)), as_json) as session:
-        actor = acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         optout = remove_optout(session, actor, optout_id, reason)
         session.commit()
     removed_at = optout.removed_at.isoformat() if optout.removed_at else None
@@ -128,8 +106,8 @@ def optout_remove(
 @optout_app.command("list")
 def optout_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Opt-outs by id, with labels and dates, never templates (admins and auditors)."""
-    with _session(Workspace(settings_of(ctx)), as_json) as session:
-        actor = acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         rows = [info.as_dict() for info in list_optouts(session, actor)]
     if as_json:
         print(json.dumps({"optouts": rows}))
@@ -158,8 +136,8 @@ def _print_retention(report: dict[str, Any]) -> None:
 def retention_run(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Delete probe photos and collection images past their retention, and ledger it (admin)."""
     workspace = Workspace(settings_of(ctx))
-    with _session(workspace, as_json) as session:
-        actor = acting_user(ctx, session)
+    with workspace.sessions() as session:
+        actor = acting_user(session)
         with err.status("deleting what is past its retention"):
             report = run_retention(workspace, session, actor)
             session.commit()

@@ -16,27 +16,20 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from faceledger.auth.roles import PermissionDenied
 from faceledger.cli.app import (
-    EXIT_BAD_IMAGE,
-    EXIT_REFUSED,
-    EXIT_USAGE,
     JsonOption,
     app,
-    fail,
     out,
     settings_of,
 )
-from faceledger.cli.auth import acting_user, auth_failure
-from faceledger.cli.probe import faces_listing
-from faceledger.faces.decode import ImageRejected
+from faceledger.cli.auth import acting_user
+from faceledger.errors import BadInput
 from faceledger.ledger import keys
 from faceledger.reports.oversight import OversightReport, oversight_report
 from faceledger.reports.records import Period
 from faceledger.reports.render import write_oversight, write_subject
 from faceledger.reports.signals import SignalRules
 from faceledger.reports.subject import SubjectReport, subject_report
-from faceledger.search.engine import FaceChoiceRequired, ProbeRefused
 from faceledger.workspace import Workspace
 
 DAY = ["%Y-%m-%d"]
@@ -83,15 +76,12 @@ def report(
         period = Period.days(start.date(), end.date())
         rules = SignalRules(zone=ZoneInfo(zone), same_face_threshold=settings.match_threshold)
     except (ValueError, ZoneInfoNotFoundError) as error:
-        raise fail(str(error), EXIT_USAGE, as_json, error="invalid") from None
+        raise BadInput(str(error)) from None
     with Workspace(settings).sessions() as session:
-        actor = acting_user(ctx, session)
-        try:
-            made = oversight_report(
-                session, actor, period, public_key=keys.existing_public_key(settings), rules=rules
-            )
-        except PermissionDenied as error:
-            raise auth_failure(error, as_json) from None
+        actor = acting_user(session)
+        made = oversight_report(
+            session, actor, period, public_key=keys.existing_public_key(settings), rules=rules
+        )
         files = write_oversight(made, directory)
         session.commit()
     if as_json:
@@ -125,26 +115,15 @@ def subject_report_command(
     settings = settings_of(ctx)
     workspace = Workspace(settings)
     with workspace.sessions() as session:
-        actor = acting_user(ctx, session)
-        try:
-            made = subject_report(
-                workspace,
-                FacePipeline(settings, threads=2),
-                session,
-                actor,
-                photo.read_bytes(),
-                face=face,
-            )
-        except PermissionDenied as error:
-            raise auth_failure(error, as_json) from None
-        except ImageRejected as error:
-            raise fail(
-                str(error), EXIT_BAD_IMAGE, as_json, error="bad_image", reason=error.reason
-            ) from None
-        except FaceChoiceRequired as error:
-            raise faces_listing(error, as_json) from None
-        except ProbeRefused as error:
-            raise fail(str(error), EXIT_REFUSED, as_json, error=error.code) from None
+        actor = acting_user(session)
+        made = subject_report(
+            workspace,
+            FacePipeline(settings, threads=2),
+            session,
+            actor,
+            photo.read_bytes(),
+            face=face,
+        )
         write_subject(made, path)
         session.commit()
     if as_json:

@@ -7,37 +7,27 @@ what is allowed, what is refused and what is ledgered is the service's decision.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from faceledger.cli.app import (
-    EXIT_AUTH,
-    EXIT_BAD_IMAGE,
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
     JsonOption,
     app,
     err,
-    fail,
     out,
     settings_of,
 )
 from faceledger.cli.auth import acting_user
-from faceledger.cli.probe import faces_listing
-from faceledger.search.engine import FaceChoiceRequired
-from faceledger.search.outcome import REFUSED, NotFound, SearchOutcome, ServiceRefusal
+from faceledger.search.outcome import REFUSED, SearchOutcome
 from faceledger.search.requests import visible_requests
 from faceledger.search.review import request_summary
 from faceledger.search.service import SearchService
 from faceledger.store.models import User
 from faceledger.workspace import Workspace
-
-T = TypeVar("T")
 
 request_app = typer.Typer(
     help="Search requests: list, show results, approve, deny, run, authorise, export.",
@@ -51,35 +41,14 @@ CollectionsOption = Annotated[
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept in the ledger).")]
 
 
-def _exit_code(code: str | None, permission: bool) -> int:
-    if permission:
-        return EXIT_AUTH
-    return {"bad_image": EXIT_BAD_IMAGE, "unknown_collection": EXIT_NOT_FOUND}.get(
-        code or "", EXIT_REFUSED
-    )
-
-
 def _service(ctx: typer.Context) -> tuple[SearchService, User]:
     """The service and the authenticated person (exit 4 without valid credentials)."""
     workspace = Workspace(settings_of(ctx))
     with workspace.sessions() as session:
-        user = acting_user(ctx, session)
+        user = acting_user(session)
         session.refresh(user)
         session.expunge(user)
     return SearchService(workspace), user
-
-
-def _call(action: Callable[[], T], as_json: bool) -> T:
-    """Run a service call, turning its refusals into the documented exits."""
-    try:
-        return action()
-    except ServiceRefusal as problem:
-        code = _exit_code(problem.code, problem.is_permission)
-        raise fail(
-            str(problem), code, as_json, error=problem.code, status="refused", reason=str(problem)
-        ) from None
-    except NotFound as problem:
-        raise fail(str(problem), EXIT_NOT_FOUND, as_json, error="not_found") from None
 
 
 def _results_table(results: list[dict[str, Any]]) -> Table:
@@ -103,7 +72,7 @@ def _results_table(results: list[dict[str, Any]]) -> Table:
 
 
 def print_outcome(outcome: SearchOutcome, as_json: bool) -> None:
-    """Print an outcome and exit with its status (0 done or waiting, 3 refused, 4 denied role)."""
+    """Print an outcome and exit with its status (0 done or waiting, else its refusal's)."""
     if as_json:
         print(json.dumps(outcome.as_dict()))
     elif outcome.status == REFUSED:
@@ -117,8 +86,9 @@ def print_outcome(outcome: SearchOutcome, as_json: bool) -> None:
         out.print("Each result is a candidate until two people confirm it: `faceledger review`.")
     else:
         out.print(f"request {outcome.request_id}: {outcome.status}. {outcome.reason or ''}")
-    if outcome.status == REFUSED:
-        raise typer.Exit(_exit_code(outcome.refusal_code, outcome.is_permission))
+    refusal = outcome.refusal()
+    if refusal is not None:
+        raise typer.Exit(refusal.exit_status)
 
 
 @app.command()
@@ -140,21 +110,15 @@ def search(
 ) -> None:
     """Ask for a search: it runs at once, waits for approval, or is refused (all ledgered)."""
     service, user = _service(ctx)
-    try:
-        outcome = _call(
-            lambda: service.request(
-                user,
-                photo.read_bytes(),
-                collections=collection,
-                purpose=purpose,
-                case_ref=case,
-                justification=justification,
-                face=face,
-            ),
-            as_json,
-        )
-    except FaceChoiceRequired as error:
-        raise faces_listing(error, as_json) from None
+    outcome = service.request(
+        user,
+        photo.read_bytes(),
+        collections=collection,
+        purpose=purpose,
+        case_ref=case,
+        justification=justification,
+        face=face,
+    )
     print_outcome(outcome, as_json)
 
 
@@ -167,7 +131,7 @@ def request_list(
     """Requests you made (an approver sees every request: the inbox is `--status pending`)."""
     workspace = Workspace(settings_of(ctx))
     with workspace.sessions() as session:
-        user = acting_user(ctx, session)
+        user = acting_user(session)
         rows = [request_summary(session, r) for r in visible_requests(session, user, status)]
     if as_json:
         print(json.dumps({"requests": rows}))
@@ -194,7 +158,7 @@ def request_show(
 ) -> None:
     """A request's results (viewing is ledgered; others' decisions show after your own)."""
     service, user = _service(ctx)
-    view = _call(lambda: service.results(user, request_id), as_json)
+    view = service.results(user, request_id)
     if as_json:
         print(json.dumps(view.as_dict()))
         return
@@ -212,7 +176,7 @@ def request_approve(
 ) -> None:
     """Approve a waiting request (approver role; never your own)."""
     service, user = _service(ctx)
-    print_outcome(_call(lambda: service.approve(user, request_id, reason), as_json), as_json)
+    print_outcome(service.approve(user, request_id, reason), as_json)
 
 
 @request_app.command("deny")
@@ -221,7 +185,7 @@ def request_deny(
 ) -> None:
     """Deny a waiting request (approver role; never your own)."""
     service, user = _service(ctx)
-    print_outcome(_call(lambda: service.deny(user, request_id, reason), as_json), as_json)
+    print_outcome(service.deny(user, request_id, reason), as_json)
 
 
 @request_app.command("run")
@@ -241,10 +205,7 @@ def request_run(
     """Run an approved request, once (only the person who asked)."""
     service, user = _service(ctx)
     probe = photo.read_bytes() if photo else None
-    outcome = _call(
-        lambda: service.run(user, request_id, probe=probe, collections=collection or None),
-        as_json,
-    )
+    outcome = service.run(user, request_id, probe=probe, collections=collection or None)
     print_outcome(outcome, as_json)
 
 
@@ -262,9 +223,7 @@ def request_authorise(
 ) -> None:
     """Record an external (judicial or administrative) authorisation, or its refusal."""
     service, user = _service(ctx)
-    outcome = _call(
-        lambda: service.record_authorisation(user, request_id, reference, not refused), as_json
-    )
+    outcome = service.record_authorisation(user, request_id, reference, not refused)
     print_outcome(outcome, as_json)
 
 
@@ -281,7 +240,7 @@ def request_export(
 ) -> None:
     """Write the evidence sheet (JSON and printable HTML): doubly confirmed matches only."""
     service, user = _service(ctx)
-    written = _call(lambda: service.export(user, request_id, folder, candidates), as_json)
+    written = service.export(user, request_id, folder, candidates)
     if as_json:
         print(json.dumps({"files": [str(path) for path in written]}))
         return
@@ -298,7 +257,7 @@ def review(
 ) -> None:
     """Confirm or reject one match; it counts as confirmed when two people confirmed it."""
     service, user = _service(ctx)
-    outcome = _call(lambda: service.review(user, result_id, decision), as_json)
+    outcome = service.review(user, result_id, decision)
     if as_json:
         print(json.dumps(outcome.as_dict()))
         return

@@ -8,31 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from faceledger.auth import tokens, users
-from faceledger.auth.passwords import WeakPassword, generate_password
-from faceledger.auth.roles import AuthError, PermissionDenied, Role, UnknownRole
-from faceledger.auth.tokens import MAX_DAYS, UnknownToken
-from faceledger.auth.users import AlreadyInitialised, UnknownUser, UserError
+from faceledger.auth.passwords import generate_password
+from faceledger.auth.roles import Role
+from faceledger.auth.tokens import MAX_DAYS
 from faceledger.cli.app import (
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
-    EXIT_USAGE,
     JsonOption,
     app,
     err,
-    fail,
     out,
     settings_of,
 )
-from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.cli.auth import acting_user
 from faceledger.store.models import User
 from faceledger.workspace import Workspace
 
@@ -48,22 +40,6 @@ RolesOption = Annotated[
     list[Role], typer.Option("--role", "-r", help="A role; repeat for several.")
 ]
 NameArgument = Annotated[str, typer.Argument(help="The user's name.")]
-
-
-@contextmanager
-def _session(ctx: typer.Context, as_json: bool) -> Iterator[Session]:
-    """A session whose refusals become clean exits; nothing is kept unless committed."""
-    try:
-        with Workspace(settings_of(ctx)).sessions() as session:
-            yield session
-    except (AuthError, PermissionDenied) as exc:
-        raise auth_failure(exc, as_json) from None
-    except (UnknownUser, UnknownToken) as exc:
-        raise fail(str(exc.args[0]), EXIT_NOT_FOUND, as_json, error="not_found") from None
-    except (WeakPassword, UnknownRole) as exc:
-        raise fail(str(exc), EXIT_USAGE, as_json, error="invalid") from None
-    except UserError as exc:
-        raise fail(str(exc), EXIT_REFUSED, as_json, error="refused") from None
 
 
 def _new_password(variable: str) -> tuple[str, bool]:
@@ -103,12 +79,8 @@ def init(
     settings = settings_of(ctx)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     password, show = _new_password(ADMIN_PASSWORD_VAR)
-    with _session(ctx, as_json) as session:
-        try:
-            user = users.init_admin(session, admin, password)
-        except AlreadyInitialised:
-            message = f"{settings.data_dir} is already initialised: ask an admin to add you"
-            raise fail(message, EXIT_REFUSED, as_json, error="already_initialised") from None
+    with Workspace(settings_of(ctx)).sessions() as session:
+        user = users.init_admin(session, admin, password)
         session.commit()
     data = {
         "data_dir": str(settings.data_dir),
@@ -129,8 +101,8 @@ def user_add(
 ) -> None:
     """Add a user (password: FACELEDGER_NEW_PASSWORD, else generated and printed once)."""
     password, show = _new_password(NEW_PASSWORD_VAR)
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session, as_json)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         user = users.add_user(session, actor, name, role, password)
         session.commit()
     data = {**_user_dict(user), "password": password if show else None}
@@ -146,8 +118,8 @@ def user_roles(
     as_json: JsonOption = False,
 ) -> None:
     """Replace a user's roles with the ones given."""
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session, as_json)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         existing = users.find_user(session, name)
         old = list(existing.roles) if existing else []
         user = users.set_roles(session, actor, name, role)
@@ -160,8 +132,8 @@ def user_roles(
 @user_app.command("deactivate")
 def user_deactivate(ctx: typer.Context, name: NameArgument, as_json: JsonOption = False) -> None:
     """Stop a user acting; they stay on record (the ledger names them)."""
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session, as_json)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         user = users.deactivate(session, actor, name)
         session.commit()
     _emit(_user_dict(user), as_json, f"deactivated [bold]{user.name}[/]")
@@ -173,8 +145,8 @@ def user_reset_password(
 ) -> None:
     """Set a new password (FACELEDGER_NEW_PASSWORD, else generated) and lift a lock-out."""
     password, show = _new_password(NEW_PASSWORD_VAR)
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session, as_json)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         user = users.reset_password(session, actor, name, password)
         session.commit()
     data = {"name": user.name, "password": password if show else None}
@@ -184,8 +156,8 @@ def user_reset_password(
 @user_app.command("list")
 def user_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Everyone, with roles and state (admins and auditors)."""
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session, as_json)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         rows = [_user_dict(user) for user in users.list_users(session, actor)]
     if as_json:
         print(json.dumps({"users": rows}))
@@ -212,8 +184,8 @@ def token_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a token and print it once. Needs a password: a token cannot mint tokens."""
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session, as_json, allow_token=False)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session, allow_token=False)
         token = tokens.create_token(session, actor, user, days)
         session.commit()
     data = {"user": user, "days": days, "token": token}
@@ -228,8 +200,8 @@ def token_list(
     as_json: JsonOption = False,
 ) -> None:
     """Token ids and dates (never the tokens): all for admins, your own otherwise."""
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session, as_json)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         rows = [info.as_dict() for info in tokens.list_tokens(session, actor, user)]
     if as_json:
         print(json.dumps({"tokens": rows}))
@@ -254,8 +226,8 @@ def token_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a token by id; it is refused from then on."""
-    with _session(ctx, as_json) as session:
-        actor = acting_user(ctx, session, as_json)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         row = tokens.revoke_token(session, actor, token_id)
         session.commit()
     revoked_at = row.revoked_at.isoformat() if row.revoked_at else None

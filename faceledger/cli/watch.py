@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from faceledger.auth.roles import AuthError, PermissionDenied
 from faceledger.cli.app import (
-    EXIT_NOT_FOUND,
-    EXIT_REFUSED,
-    EXIT_USAGE,
     JsonOption,
     WorkersOption,
     app,
     err,
-    fail,
     out,
     settings_of,
 )
-from faceledger.cli.auth import acting_user, auth_failure
+from faceledger.cli.auth import acting_user
 from faceledger.cli.probe import probe_face
 from faceledger.cli.scope import (
     AllowAddressOption,
@@ -47,12 +39,10 @@ from faceledger.cli.scope import (
 )
 from faceledger.crawl.settings import crawl_config
 from faceledger.crawl.stats import CrawlStats
-from faceledger.search.engine import ProbeRefused
+from faceledger.errors import UsageError
 from faceledger.search.probes import probe_hash
-from faceledger.watch.alerts import UnknownAlert, delivery_counts, list_alerts, redeliver
+from faceledger.watch.alerts import delivery_counts, list_alerts, redeliver
 from faceledger.watch.enrol import (
-    UnknownSubject,
-    WatchError,
     enrol_subject,
     list_subjects,
     remove_subject,
@@ -67,28 +57,6 @@ watch_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(watch_app, name="watch")
-
-
-@contextmanager
-def _refusals(as_json: bool) -> Iterator[None]:
-    """Refusals of the watch services as clean exits."""
-    try:
-        yield
-    except (AuthError, PermissionDenied) as exc:
-        raise auth_failure(exc, as_json) from None
-    except (UnknownSubject, UnknownAlert) as exc:
-        raise fail(str(exc), EXIT_NOT_FOUND, as_json, error="not_found") from None
-    except ProbeRefused as exc:
-        raise fail(str(exc), EXIT_REFUSED, as_json, error=exc.code) from None
-    except WatchError as exc:
-        raise fail(str(exc), EXIT_REFUSED, as_json, error="refused") from None
-
-
-@contextmanager
-def _session(workspace: Workspace, as_json: bool) -> Iterator[Session]:
-    """A session whose refusals become clean exits; nothing is kept unless committed."""
-    with _refusals(as_json), workspace.sessions() as session:
-        yield session
 
 
 @watch_app.command("add")
@@ -110,10 +78,10 @@ def watch_add(
     workspace = Workspace(settings_of(ctx))
     data = photo.read_bytes()
     photo_hash = probe_hash(data)
-    with _session(workspace, as_json) as session:
-        actor = acting_user(ctx, session)
+    with workspace.sessions() as session:
+        actor = acting_user(session)
         require_admin(session, actor, "enrol", photo_hash=photo_hash)  # before the photo is read
-        chosen = probe_face(workspace, data, face, as_json)
+        chosen = probe_face(workspace, data, face)
         subject = enrol_subject(session, actor, chosen, name, basis, photo_hash)
         session.commit()
     if as_json:
@@ -130,8 +98,8 @@ def watch_remove(
     as_json: JsonOption = False,
 ) -> None:
     """Stop watching for a person and erase their template (admin). Their alerts stay."""
-    with _session(Workspace(settings_of(ctx)), as_json) as session:
-        actor = acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         subject = remove_subject(session, actor, subject_id, reason)
         session.commit()
     if as_json:
@@ -143,8 +111,8 @@ def watch_remove(
 @watch_app.command("list")
 def watch_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Enrolled people with their basis, never templates (admins and auditors)."""
-    with _session(Workspace(settings_of(ctx)), as_json) as session:
-        actor = acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         rows = [info.as_dict() for info in list_subjects(session, actor)]
     if as_json:
         print(json.dumps({"subjects": rows}))
@@ -209,22 +177,22 @@ def watch_run(
     """
     settings = settings_of(ctx)
     if times > 1 and every is None:
-        raise fail("--times needs --every MINUTES", EXIT_USAGE, as_json, error="usage")
+        raise UsageError("--times needs --every MINUTES")
     options = scope_options(
         seeds, allow_domain, path_prefix, max_depth, max_pages, max_mb, allow_address, max_per_shape
     )
     try:
         options.scope()
         config = crawl_config(settings, options.allow_addresses)
-    except ValueError as error:
-        raise fail(str(error), EXIT_USAGE, as_json, error="usage") from None
+    except ValueError as error:  # a scope or an address range that does not parse
+        raise UsageError(str(error)) from None
     workspace = Workspace(settings)
-    with _session(workspace, as_json) as session:
-        actor = acting_user(ctx, session)
+    with workspace.sessions() as session:
+        actor = acting_user(session)
     for number in range(1, times + 1):
         if number > 1 and every:
             time.sleep(every * 60)
-        with _refusals(as_json), err.status(f"watch round {number}: crawling") as status:
+        with err.status(f"watch round {number}: crawling") as status:
 
             def shown(stats: CrawlStats, number: int = number) -> None:
                 status.update(
@@ -262,8 +230,8 @@ def _alert_row(alert: dict[str, Any]) -> list[str]:
 @watch_app.command("alerts")
 def watch_alerts(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every alert with its evidence and delivery status (admins and auditors)."""
-    with _session(Workspace(settings_of(ctx)), as_json) as session:
-        actor = acting_user(ctx, session)
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         rows = list_alerts(session, actor)
     if as_json:
         print(json.dumps({"alerts": rows}))
@@ -284,8 +252,8 @@ def watch_deliver(
 ) -> None:
     """Retry failed deliveries to the targets still configured (admin)."""
     settings = settings_of(ctx)
-    with _session(Workspace(settings), as_json) as session:
-        actor = acting_user(ctx, session)
+    with Workspace(settings).sessions() as session:
+        actor = acting_user(session)
         retried = redeliver(settings, session, actor, alert_ids or ())
         session.commit()
     counts = delivery_counts([outcome for outcomes in retried.values() for outcome in outcomes])
@@ -312,9 +280,9 @@ def watch_takedown(
 ) -> None:
     """Write a takedown letter to the site, with the alert's evidence (admin; ledgered)."""
     if kind not in KINDS:
-        raise fail(f"--kind must be one of {', '.join(KINDS)}", EXIT_USAGE, as_json, error="usage")
-    with _session(Workspace(settings_of(ctx)), as_json) as session:
-        actor = acting_user(ctx, session)
+        raise UsageError(f"--kind must be one of {', '.join(KINDS)}")
+    with Workspace(settings_of(ctx)).sessions() as session:
+        actor = acting_user(session)
         letter = takedown_letter(session, actor, alert_id, kind, sender, contact)
         path.write_text(letter, encoding="utf-8")
         session.commit()

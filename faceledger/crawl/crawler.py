@@ -41,6 +41,7 @@ from faceledger.crawl.scope import Scope, ShapeCounter, canonicalize, host_of, u
 from faceledger.crawl.state import Claim, CrawlState, NewUrl
 from faceledger.crawl.stats import CrawlStats, write_stats
 from faceledger.crawl.warcout import WarcFileWriter, Written, recover, warc_name
+from faceledger.errors import Conflict
 from faceledger.html_refs import PageContent
 
 __all__ = [
@@ -90,8 +91,10 @@ async def crawl(
         return await job.run()
 
 
-class JobBusy(RuntimeError):
+class JobBusy(Conflict):
     """Another process holds the job's lock: it is running now."""
+
+    code = "running"
 
 
 @contextlib.contextmanager

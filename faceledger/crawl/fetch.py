@@ -33,6 +33,7 @@ import httpx
 
 from faceledger.crawl.config import CrawlConfig
 from faceledger.crawl.guard import AddressGuard, ResolveError, guarded_transport
+from faceledger.errors import FaceledgerError
 from faceledger.faces.decode import sniff_format
 
 __all__ = [
@@ -73,11 +74,14 @@ _HTML_SIGNATURES = (
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
-class FetchError(Exception):
+class FetchError(FaceledgerError):
     """A fetch that produced no usable response; `reason` is a stats slug.
 
     `bytes_read` counts body bytes received before giving up (they still cost budget).
     """
+
+    code = "source_unavailable"
+    http_status = 502
 
     def __init__(self, reason: str, detail: str = "", bytes_read: int = 0) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -216,8 +220,10 @@ class Politeness:
 # --------------------------------------------------------------------------- bounded bodies
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(FaceledgerError):
+    """A body past its byte limit (caught here, reported as FetchError `too_large`)."""
+
+    code = "too_large"
 
 
 class _Inflater:
@@ -245,7 +251,7 @@ class _Inflater:
             self._started = True
             out += chunk
             if len(out) > limit:
-                raise _TooLarge
+                raise _TooLarge(f"inflated past {limit} bytes")
             if not chunk and self._z.unconsumed_tail == buffer:
                 return  # no progress possible: wait for more input
             buffer = self._z.unconsumed_tail
@@ -424,7 +430,7 @@ class Fetcher:
                 if inflater is not None:
                     inflater.feed(chunk, decoded, max_bytes)
                 if len(raw) > max_bytes or len(decoded) > max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(f"past {max_bytes} bytes")
             except _TooLarge:
                 if not allow_truncated:
                     raise

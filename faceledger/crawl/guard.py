@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from faceledger import errors
+
 __all__ = [
     "AddressGuard",
     "GuardedBackend",
@@ -54,12 +56,14 @@ _METADATA = frozenset(
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-class Refused(Exception):
+class Refused(errors.Refused):
     """A URL or address the crawler will not touch; raised before any connection is made.
 
     `reason` is a stable slug for stats (`private_address`, `bad_scheme`, `credentials`, ...);
     `detail` says which rule fired, for humans.
     """
+
+    code = "source_refused"
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -67,7 +71,7 @@ class Refused(Exception):
         self.detail = detail
 
 
-class ResolveError(httpcore.ConnectError):
+class ResolveError(httpcore.ConnectError, errors.FaceledgerError):
     """The host name did not resolve; httpx reports it as a ConnectError caused by this."""
 
 

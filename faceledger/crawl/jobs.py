@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faceledger.auth.clock import utcnow
-from faceledger.auth.roles import PermissionDenied, Role, has_role
+from faceledger.auth.roles import Role, has_role
 from faceledger.config import Settings
 from faceledger.crawl.crawler import (
     STATS_FILE,
@@ -41,6 +41,7 @@ from faceledger.crawl.crawler import (
 from faceledger.crawl.items import iter_crawl_items
 from faceledger.crawl.settings import ScopeOptions, crawl_config
 from faceledger.crawl.stats import CrawlStats, read_stats, write_json
+from faceledger.errors import NotFound, PermissionDenied, Refused
 from faceledger.ingest.job import IngestJob, IngestSummary
 from faceledger.ledger import log
 from faceledger.ledger.checkpoints import maybe_checkpoint
@@ -67,7 +68,7 @@ INGEST_FILE = "ingest.json"
 _INGEST_WRITE_EVERY = 1.0
 
 
-class CrawlRefused(Exception):
+class CrawlRefused(Refused):
     """A crawl that may not start or resume; `code` is stable for scripts."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -75,8 +76,8 @@ class CrawlRefused(Exception):
         self.code = code
 
 
-class UnknownJob(LookupError):
-    pass
+class UnknownJob(NotFound):
+    """No crawl job has that id."""
 
 
 @dataclass(frozen=True)

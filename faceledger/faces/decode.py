@@ -29,6 +29,8 @@ from typing import Literal
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+from faceledger.errors import EXIT_BAD_IMAGE, Refused
+
 RejectReason = Literal[
     "empty",
     "too_many_bytes",
@@ -49,16 +51,29 @@ ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"
 _MiB = 1024 * 1024
 
 
-class ImageRejected(ValueError):
+# Rejections whose bytes are no image at all (415), or too many to read (413); else 422.
+_HTTP_STATUS = {
+    "too_many_bytes": 413,
+    "empty": 415,
+    "not_an_image": 415,
+    "unsupported_format": 415,
+}
+
+
+class ImageRejected(Refused):
     """Bytes that will not be decoded.
 
     `reason` is a stable slug for metrics and API responses; `str(exc)` is for humans.
     """
 
+    code = "bad_image"
+    exit_status = EXIT_BAD_IMAGE
+
     def __init__(self, reason: RejectReason, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=reason)
         self.reason: RejectReason = reason
         self.message = message
+        self.http_status = _HTTP_STATUS.get(reason, self.http_status)
 
     def __reduce__(self) -> tuple[type[ImageRejected], tuple[RejectReason, str]]:
         # Workers send rejections across process boundaries; the default reduce would

@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from faceledger.errors import FaceledgerError
 
-class ModelFileMissing(RuntimeError):
+
+class ModelFileMissing(FaceledgerError):
     """A packaged model file is not where its package should have put it."""
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from faceledger.errors import NotFound
 from faceledger.ingest.items import SourceItem
 from faceledger.ingest.warc import iter_warc
 
@@ -27,7 +28,7 @@ def expand(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     archives: list[Path] = []
     for path in paths:
         if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {path}")
+            raise NotFound(f"no such file or folder: {path}")
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if is_archive(child):

@@ -34,7 +34,7 @@ class Sources:
 
     @classmethod
     def expand(cls, paths: Sequence[Path]) -> Sources:
-        """FileNotFoundError names the first path that does not exist."""
+        """NotFound names the first path that does not exist."""
         images, archives = expand(list(paths))
         return cls([str(path) for path in paths], images, archives)
 
@@ -65,7 +65,7 @@ def run_ingest(
 
     Refused before anything is written: PermissionDenied unless `actor` is an admin,
     UnknownCollection unless the collection was created (with its legal basis) first,
-    FileNotFoundError for a missing path. Commits `session` twice (see the module docstring);
+    NotFound for a missing path. Commits `session` twice (see the module docstring);
     `on_start` hears of the sources once the job is about to start.
     """
     require_role(actor, Role.ADMIN)

@@ -46,6 +46,7 @@ from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeadersParserException
 
+from faceledger.errors import FaceledgerError
 from faceledger.faces.decode import sniff_format
 from faceledger.html_refs import RefRules, read_page
 from faceledger.ingest.items import SourceItem
@@ -183,12 +184,14 @@ def _finish(records: ArchiveIterator, record: ArcWarcRecord) -> str | None:
 # --------------------------------------------------------------------------- opening files
 
 
-class _ArchiveBroken(Exception):
+class _ArchiveBroken(FaceledgerError):
     """The archive's bytes ended early or failed to decompress.
 
     Deliberately not an EOFError: warcio treats EOFError as a clean end of archive, which
     would hide the damage.
     """
+
+    code = "archive_broken"
 
 
 _ARCHIVE_ERRORS = (

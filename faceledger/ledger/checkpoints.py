@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from faceledger.config import Settings
+from faceledger.errors import FaceledgerError
 from faceledger.ledger import keys
 from faceledger.ledger.chain import canonical
 from faceledger.ledger.log import head
@@ -22,11 +23,14 @@ from faceledger.ledger.verify import checkpoint_record, run_checker
 from faceledger.store.models import LedgerCheckpoint, LedgerEntry
 
 
-class ChainBroken(Exception):
-    """The chain does not check out, so it must not be signed."""
+class ChainBroken(FaceledgerError):
+    """The chain does not check out, so it must not be signed (exit 1, as `verify` does)."""
+
+    code = "ledger_broken"
+    http_status = 409
 
     def __init__(self, problem: str, seq: int | None) -> None:
-        super().__init__(problem)
+        super().__init__(f"not signing a broken chain: {problem}", seq=seq)
         self.problem, self.seq = problem, seq
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from faceledger.auth.roles import Role, require_role
+from faceledger.errors import Conflict, NotFound, Refused
 from faceledger.ledger import log
 from faceledger.store.models import LedgerPayload, User
 
@@ -18,12 +19,12 @@ def erase(session: Session, actor: User, seq: int, reason: str) -> None:
     require_role(actor, Role.ADMIN)
     reason = reason.strip()
     if not reason:
-        raise ValueError("an erasure needs a reason (e.g. the data subject's request)")
+        raise Refused("an erasure needs a reason (e.g. the data subject's request)")
     payload = session.get(LedgerPayload, seq)
     if payload is None:
-        raise LookupError(f"no ledger entry {seq}")
+        raise NotFound(f"no ledger entry {seq}")
     if payload.body is None:
-        raise ValueError(f"the payload of entry {seq} is already erased")
+        raise Conflict(f"the payload of entry {seq} is already erased")
     log.erase_payload(session, seq)
     log.append(
         session,

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.orm import Session
 
 from faceledger.config import Settings
+from faceledger.errors import BadInput
 from faceledger.ledger import keys, standalone_verify
 from faceledger.ledger.checkpoints import maybe_checkpoint
 from faceledger.ledger.verify import checkpoint_records, iter_records
@@ -56,10 +57,16 @@ def _json_line(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, ensure_ascii=False).encode() + b"\n"
 
 
+class TargetExists(BadInput):
+    """The bundle's directory exists and is not empty (a usage error: name another)."""
+
+    code = "exists"
+
+
 def check_target(directory: Path) -> None:
     """Refuse a directory that exists and is not empty: a bundle is never merged or overwritten."""
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise FileExistsError(f"{directory} exists and is not an empty directory")
+        raise TargetExists(f"{directory} exists and is not an empty directory")
 
 
 def export_bundle(session: Session, settings: Settings, directory: Path) -> ExportSummary:

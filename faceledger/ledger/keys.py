@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from faceledger.config import Settings
+from faceledger.errors import BadInput
 
 KEY_FILE = Path("keys") / "ledger-ed25519.pem"
 
@@ -37,18 +38,30 @@ def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
     )
 
 
+class BadKey(BadInput):
+    """A key file that is not an Ed25519 key (a usage error: the wrong file was named)."""
+
+    code = "bad_key"
+
+
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
     """Parse a public key PEM (as exported), refusing anything that is not Ed25519."""
-    key = serialization.load_pem_public_key(pem)
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError as error:  # cryptography's word for "not a key"
+        raise BadKey(f"not a public key PEM: {error}") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
+        raise BadKey("not an Ed25519 public key")
     return key
 
 
 def _load_private(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as error:
+        raise BadKey(f"{path} is not a private key PEM: {error}") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
+        raise BadKey(f"{path} is not an Ed25519 private key")
     return key
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from faceledger.auth.clock import as_utc
 from faceledger.auth.roles import Role, UnknownRole, parse_roles, require_role
+from faceledger.errors import BadInput, Conflict, NotFound
 from faceledger.ledger import log
 from faceledger.store import repo
 from faceledger.store.models import Collection, User
@@ -25,19 +26,17 @@ MAX_RESULT_LIMIT = 1000
 _NAME = re.compile(r"[\w.-]{1,200}")
 
 
-class CollectionError(Exception):
-    """A collection request refused as it stands; the message says why."""
-
-
-class UnknownCollection(CollectionError, LookupError):
+class UnknownCollection(NotFound):
     """No collection has that name."""
 
 
-class CollectionExists(CollectionError):
+class CollectionExists(Conflict):
     """A collection with that name exists already."""
 
+    code = "exists"
 
-class InvalidPolicy(CollectionError, ValueError):
+
+class InvalidPolicy(BadInput):
     """A policy value out of range or of the wrong kind; the message names the field."""
 
 

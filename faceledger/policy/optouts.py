@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from faceledger.auth.clock import as_utc, utcnow
 from faceledger.auth.roles import Role, require_role
+from faceledger.errors import Conflict, NotFound
 from faceledger.index.local import DIMENSION
 from faceledger.ledger import log
 from faceledger.store.models import Collection, OptOut, User
@@ -26,11 +27,11 @@ from faceledger.store.purge import FacePurge, purge_faces
 from faceledger.workspace import Workspace
 
 
-class OptOutError(Exception):
+class OptOutError(Conflict):
     """An opt-out request refused as it stands (a bad template, removing one twice...)."""
 
 
-class UnknownOptOut(OptOutError, LookupError):
+class UnknownOptOut(NotFound):
     """No opt-out has that id."""
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy.orm import Session
 
+from faceledger.errors import EXIT_CHOOSE_FACE, Refused
 from faceledger.faces.pipeline import FacePipeline
 from faceledger.faces.types import FaceRecord
 from faceledger.policy.minors import DEFAULT_AGE_GATE, AgeGate, Decision
@@ -20,10 +21,8 @@ from faceledger.store.models import Face
 from faceledger.workspace import Workspace
 
 
-class ProbeRefused(Exception):
+class ProbeRefused(Refused):
     """The probe cannot be searched; `code` is stable for machines, the message for people."""
-
-    code = "refused"
 
 
 class NoFace(ProbeRefused):
@@ -31,11 +30,19 @@ class NoFace(ProbeRefused):
 
 
 class FaceChoiceRequired(ProbeRefused):
+    """Several faces: the answer lists them (number, box, estimated age) to choose from."""
+
     code = "choose_face"
+    exit_status = EXIT_CHOOSE_FACE
 
     def __init__(self, faces: list[FaceRecord]) -> None:
         self.faces = faces
-        super().__init__(f"the probe shows {len(faces)} faces: choose one with --face N")
+        listing = [
+            {"face": n, "box": f.box.as_list(), "estimated_age": round(f.age, 1)}
+            for n, f in enumerate(faces, 1)
+        ]
+        message = f"the probe shows {len(faces)} faces: choose one with --face N"
+        super().__init__(message, faces=listing)
 
 
 class MinorProbe(ProbeRefused):

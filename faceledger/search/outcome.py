@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from faceledger.errors import EXIT_AUTH, EXIT_BAD_IMAGE, EXIT_NOT_FOUND, Refused
+from faceledger.errors import NotFound as NotFound  # re-exported: the services raise it
 from faceledger.store.models import SearchResult
 
 # Request statuses.
@@ -20,24 +22,42 @@ DONE = "done"
 EXPIRED = "expired"  # approved but not run in time
 PURGED = "purged"  # results removed (external authorisation refused or not recorded)
 
-# Refusal codes that are permission failures rather than policy refusals (CLI exit 4).
+# Refusal codes about who asks (403, exit 4), and about the state a request is in (409);
+# the rest are about what was sent (422, exit 3). Two exits are the README's own.
 PERMISSION_CODES = frozenset({"role_not_allowed", "not_requester", "own_search", "not_allowed"})
+CONFLICT_CODES = frozenset(
+    {
+        "awaiting_approval",
+        "denied",
+        "refused",
+        "approval_used",
+        "approval_expired",
+        "approval_mismatch",
+        "probe_expired",
+        "not_pending",
+        "already_reviewed",
+        "nothing_confirmed",
+        "no_results",
+        "results_not_viewed",
+    }
+)
+_EXITS = {"bad_image": EXIT_BAD_IMAGE, "unknown_collection": EXIT_NOT_FOUND}
 
 
-class ServiceRefusal(Exception):
-    """The service will not do this; `code` is stable for machines, the message for people."""
+class ServiceRefusal(Refused):
+    """The service will not do this; `code` is stable for machines, the message for people.
+
+    The answer repeats the refusal as a refused request reads (`status`, `reason`).
+    """
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, status=REFUSED, reason=message)
         self.code = code
-
-    @property
-    def is_permission(self) -> bool:
-        return self.code in PERMISSION_CODES
-
-
-class NotFound(LookupError):
-    """No such request or result (ids are not secrets: this says nothing about access)."""
+        if code in PERMISSION_CODES:
+            self.http_status, self.exit_status = 403, EXIT_AUTH
+        elif code in CONFLICT_CODES:
+            self.http_status = 409
+        self.exit_status = _EXITS.get(code, self.exit_status)
 
 
 def result_dict(result: SearchResult) -> dict[str, Any]:
@@ -69,9 +89,11 @@ class SearchOutcome:
     probe: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def is_permission(self) -> bool:
-        return self.refusal_code in PERMISSION_CODES
+    def refusal(self) -> ServiceRefusal | None:
+        """The refusal this outcome records (for its statuses), or None if not refused."""
+        if self.status != REFUSED:
+            return None
+        return ServiceRefusal(self.refusal_code or REFUSED, self.reason or "")
 
     def as_dict(self) -> dict[str, Any]:
         answer: dict[str, Any] = {"request_id": self.request_id, "status": self.status}

@@ -20,15 +20,15 @@ from sqlalchemy.orm import Session
 from faceledger.auth.clock import as_utc
 from faceledger.auth.roles import Role, require_role
 from faceledger.config import Settings
+from faceledger.errors import NotFound
 from faceledger.ledger import log
 from faceledger.store.models import User, WatchAlert, WatchSubject
 from faceledger.watch.delivery import Notice, Target, configured_targets, send
-from faceledger.watch.enrol import WatchError
 from faceledger.watch.evidence import copy_captures
 from faceledger.watch.scan import Hit
 
 
-class UnknownAlert(WatchError, LookupError):
+class UnknownAlert(NotFound):
     """No alert has that id."""
 
 

@@ -19,6 +19,7 @@ import httpx
 
 from faceledger.auth.clock import utcnow
 from faceledger.config import Settings
+from faceledger.errors import FaceledgerError
 
 TIMEOUT_SECONDS = 10.0
 
@@ -45,8 +46,10 @@ class Target:
         return f"webhook:{urlsplit(self.address).netloc.rpartition('@')[2]}#{digest}"
 
 
-class DeliveryError(Exception):
+class DeliveryError(FaceledgerError):
     """A target that cannot be tried as configured."""
+
+    code = "delivery_failed"
 
 
 def configured_targets(settings: Settings) -> list[Target]:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from faceledger.auth.clock import as_utc, utcnow
 from faceledger.auth.roles import Role, require_role
+from faceledger.errors import Conflict, NotFound
 from faceledger.faces.types import FaceRecord
 from faceledger.index.local import DIMENSION
 from faceledger.ledger import log
@@ -27,11 +28,11 @@ from faceledger.store.models import User, WatchSubject
 from faceledger.watch.refusals import ledgered_refusals, require_admin
 
 
-class WatchError(Exception):
+class WatchError(Conflict):
     """A watch request refused as it stands (no basis, removing twice, nobody enrolled...)."""
 
 
-class UnknownSubject(WatchError, LookupError):
+class UnknownSubject(NotFound):
     """No enrolled person has that id."""
 
 

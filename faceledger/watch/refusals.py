@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from faceledger.auth.roles import PermissionDenied, Role, require_role
+from faceledger.auth.roles import Role, require_role
+from faceledger.errors import PermissionDenied
 from faceledger.ledger import log
 from faceledger.search.engine import ProbeRefused
 from faceledger.store.models import User

@@ -19,11 +19,12 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from faceledger.auth.clock import utcnow
-from faceledger.auth.roles import AuthError, Role, has_role
+from faceledger.auth.roles import Role, has_role
 from faceledger.auth.tokens import authenticate_token
+from faceledger.errors import AuthError, PermissionDenied
 from faceledger.store.models import User
 from faceledger.web import sessions
-from faceledger.web.errors import ApiError, authentication_required, permission_denied
+from faceledger.web.errors import ApiError, authentication_required
 from faceledger.web.ratelimit import RateLimiter
 from faceledger.web.security import SAFE_METHODS, check_csrf, client_address
 from faceledger.web.services import Services
@@ -61,9 +62,9 @@ def _by_token(app: Services, token: str, address: str) -> User:
     with app.workspace.sessions() as session:
         try:
             user = authenticate_token(session, token)
-        except AuthError as problem:
+        except AuthError:
             app.bad_token_limit.take(address)
-            raise ApiError(401, "authentication_failed", str(problem)) from None
+            raise
         session.expunge(user)
         return user
 
@@ -113,7 +114,7 @@ def require(*roles: Role) -> Callable[[User], Awaitable[User]]:
 
     async def check(user: Annotated[User, Depends(current_user)]) -> User:
         if not has_role(user, *roles):
-            raise permission_denied(f"{user.name} may not do this: it needs the role {needed}")
+            raise PermissionDenied(f"{user.name} may not do this: it needs the role {needed}")
         return user
 
     return check

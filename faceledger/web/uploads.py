@@ -3,7 +3,7 @@
 The body limit (`security.BodyLimit`) already stops what no photo could be; this caps the
 photo itself at the decoder's `max_bytes`, so the same `DecodeLimits` decide bytes here and
 pixels and dimensions in the decoder. Whatever passes is refused (and ledgered) by the
-service if it is not a sound image, with `errors.refusal_status` choosing 415 or 422.
+service if it is not a sound image, with `errors.upload_status` choosing 415 or 422.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from faceledger.policy.optouts import add_optout, list_optouts, remove_optout
 from faceledger.search.engine import choose_face
 from faceledger.search.probes import probe_hash
 from faceledger.store.models import Collection
-from faceledger.web.api.photos import FaceNumber, Photo, image_refusals
+from faceledger.web.api.photos import FaceNumber, Photo
 from faceledger.web.api.schemas import OptOutRemoval
 from faceledger.web.deps import Admin, App, Overseer
 from faceledger.web.uploads import read_photo
@@ -36,8 +36,7 @@ def record(
 ) -> dict[str, Any]:
     """Opt the person in the photo out: their faces are purged now and skipped from now on."""
     data = read_photo(photo, app.config.upload)
-    with image_refusals(data):
-        chosen = choose_face(app.search.engine.probe_faces(data), face)
+    chosen = choose_face(app.search.engine.probe_faces(data), face)
     with app.workspace.sessions() as session:
         optout, purge = add_optout(
             app.workspace, session, user, chosen.embedding, label, probe_hash(data)

@@ -15,7 +15,7 @@ from faceledger.reports.records import Period
 from faceledger.reports.render import render_oversight
 from faceledger.reports.signals import SignalRules
 from faceledger.reports.subject import subject_report
-from faceledger.web.api.photos import FaceNumber, Photo, image_refusals
+from faceledger.web.api.photos import FaceNumber, Photo
 from faceledger.web.deps import App, Overseer
 from faceledger.web.errors import ApiError
 from faceledger.web.security import DOCUMENT_CSP
@@ -56,7 +56,7 @@ def subject(app: App, user: Overseer, photo: Photo, face: FaceNumber = None) -> 
     """Where this person's face is held and which searches returned it (who, when, why)."""
     data = read_photo(photo, app.config.upload)
     pipeline = app.search.engine.pipeline
-    with app.workspace.sessions() as session, image_refusals(data):
+    with app.workspace.sessions() as session:
         made = subject_report(app.workspace, pipeline, session, user, data, face=face)
         session.commit()
     return made.as_dict()

@@ -18,12 +18,12 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from faceledger.faces.decode import sniff_format
-from faceledger.search.outcome import REFUSED, SearchOutcome
+from faceledger.search.outcome import SearchOutcome
 from faceledger.search.requests import load_request, require_view, visible_requests
 from faceledger.search.review import request_summary
 from faceledger.web.api.schemas import Authorisation, Decision, Export, Run
 from faceledger.web.deps import Actor, App, rate_limit
-from faceledger.web.errors import refusal_status
+from faceledger.web.errors import upload_status
 from faceledger.web.uploads import read_photo
 
 router = APIRouter(tags=["searches"])
@@ -34,9 +34,10 @@ Text = Annotated[str | None, Form(max_length=4000)]
 def answer(outcome: SearchOutcome, status: int = 200, upload: bytes | None = None) -> JSONResponse:
     """An outcome as the CLI prints it; a refusal adds `error`/`message` and a 4xx status."""
     body: dict[str, Any] = outcome.as_dict()
-    if outcome.status == REFUSED:
-        body |= {"error": outcome.refusal_code, "message": outcome.reason}
-        status = refusal_status(outcome.refusal_code, upload)
+    refusal = outcome.refusal()
+    if refusal is not None:
+        body |= {"error": refusal.code, "message": outcome.reason}
+        status = upload_status(refusal, upload)
     return JSONResponse(body, status)
 
 

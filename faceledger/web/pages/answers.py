@@ -10,23 +10,8 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 
-from faceledger.crawl.jobs import CrawlRefused
-from faceledger.faces.decode import ImageRejected
-from faceledger.policy.collections import CollectionError, UnknownCollection
-from faceledger.policy.optouts import OptOutError, UnknownOptOut
-from faceledger.search.engine import ProbeRefused
-from faceledger.search.outcome import ServiceRefusal
+from faceledger.errors import FaceledgerError
 from faceledger.web import sessions
-
-# What a service says when a request is refused as it stands (not for who asks).
-REFUSALS: tuple[type[Exception], ...] = (
-    ServiceRefusal,
-    CollectionError,
-    OptOutError,
-    CrawlRefused,
-    ProbeRefused,
-    ImageRejected,
-)
 
 
 def back(request: Request, path: str, text: str, kind: str = "ok") -> RedirectResponse:
@@ -34,10 +19,9 @@ def back(request: Request, path: str, text: str, kind: str = "ok") -> RedirectRe
     return RedirectResponse(path, status_code=303)
 
 
-def refused(request: Request, path: str, problem: Exception) -> RedirectResponse:
-    """Back to `path` with the refusal; who-may refusals and unknown things are raised."""
-    if isinstance(problem, ServiceRefusal) and problem.is_permission:
-        raise problem
-    if isinstance(problem, UnknownCollection | UnknownOptOut):
+def refused(request: Request, path: str, problem: FaceledgerError) -> RedirectResponse:
+    """Back to `path` with the refusal; who-may refusals (401, 403), unknown things (404) and
+    faults of ours (5xx) are raised, to be answered as errors."""
+    if problem.http_status in (401, 403, 404) or problem.http_status >= 500:
         raise problem
     return back(request, path, str(problem), "error")

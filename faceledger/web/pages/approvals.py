@@ -17,12 +17,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from faceledger.auth.clock import as_utc, utcnow
+from faceledger.errors import FaceledgerError, Refused
 from faceledger.search.outcome import PENDING
 from faceledger.search.requests import visible_requests
 from faceledger.search.review import request_summary
 from faceledger.store.models import User
 from faceledger.web.deps import App, Approver
-from faceledger.web.pages.answers import REFUSALS, back, refused
+from faceledger.web.pages.answers import back, refused
 from faceledger.web.pages.held import preview
 from faceledger.web.pages.render import NavItem, page
 from faceledger.web.services import Services
@@ -62,7 +63,7 @@ def _probe(app: Services, user: User, request_id: int) -> dict[str, Any] | None:
     """The probe as a data URI with its size (one ledgered view), or None if not kept."""
     try:
         shown = preview(app.search.probe_photo(user, request_id), app.config.upload)
-    except REFUSALS:
+    except Refused:
         return None
     uri = "data:image/jpeg;base64," + base64.b64encode(shown.jpeg).decode("ascii")
     return {"src": uri, "width": shown.width, "height": shown.height}
@@ -103,7 +104,7 @@ def decide(
     act = app.search.approve if decision == "approve" else app.search.deny
     try:
         act(user, request_id, reason)
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, "/approvals", problem)
     verb = "approved" if decision == "approve" else "denied"
     return back(request, "/approvals", f"Request {request_id} {verb}.")

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from faceledger.auth.clock import utcnow
 from faceledger.auth.login import authenticate
 from faceledger.auth.passwords import MAX_LENGTH
-from faceledger.auth.roles import AuthError
+from faceledger.errors import AuthError
 from faceledger.store.models import User
 from faceledger.web import sessions
 from faceledger.web.deps import Actor, App, csrf_checked, rate_limit

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from faceledger.auth.roles import Role
+from faceledger.errors import FaceledgerError
 from faceledger.policy.collections import (
     MAX_RESULT_LIMIT,
     create_collection,
@@ -23,7 +24,7 @@ from faceledger.policy.collections import (
 )
 from faceledger.store import repo
 from faceledger.web.deps import Actor, Admin, App
-from faceledger.web.pages.answers import REFUSALS, back, refused
+from faceledger.web.pages.answers import back, refused
 from faceledger.web.pages.render import NavItem, page
 
 router = APIRouter()
@@ -81,7 +82,7 @@ def create(
         with app.workspace.sessions() as session:
             create_collection(session, user, fields.name.strip(), **policy)
             session.commit()
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, "/collections", problem)
     return back(request, "/collections", f"Collection {fields.name.strip()} created.")
 
@@ -110,7 +111,7 @@ def change(
         with app.workspace.sessions() as session:
             changes = update_policy(session, user, name, **fields.model_dump())
             session.commit()
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, f"/collections/{name}", problem)
     if not changes:
         return back(request, f"/collections/{name}", "Nothing changed.", "info")

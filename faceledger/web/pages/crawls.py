@@ -20,7 +20,6 @@ from pydantic import BaseModel, Field
 from faceledger.auth.roles import has_role
 from faceledger.crawl.jobs import (
     CrawlRequest,
-    UnknownJob,
     job_progress,
     list_jobs,
     resume_job,
@@ -28,12 +27,11 @@ from faceledger.crawl.jobs import (
     start_job,
 )
 from faceledger.crawl.settings import ScopeOptions
-from faceledger.search.outcome import NotFound
+from faceledger.errors import FaceledgerError, PermissionDenied
 from faceledger.store import repo
 from faceledger.store.models import User
 from faceledger.web.deps import Actor, App, Overseer
-from faceledger.web.errors import permission_denied
-from faceledger.web.pages.answers import REFUSALS, back, refused
+from faceledger.web.pages.answers import back, refused
 from faceledger.web.pages.render import NavItem, page
 from faceledger.web.services import Services
 from faceledger.workspace import Workspace
@@ -76,7 +74,7 @@ def crawler(app: App, user: Actor) -> User:
     """The current user, if their roles may crawl (`crawl_roles`; 403 before anything is read)."""
     if not has_role(user, *app.settings.crawl_roles):
         roles = ", ".join(app.settings.crawl_roles)
-        raise permission_denied(f"{user.name} may not crawl: it needs one of the roles {roles}")
+        raise PermissionDenied(f"{user.name} may not crawl: it needs one of the roles {roles}")
     return user
 
 
@@ -137,7 +135,7 @@ def start(
         with app.workspace.sessions() as session:
             job = start_job(session, app.settings, user, fields.request())
             job_id = job.id
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, "/crawls", problem)
     _launch(request, app, job_id, user.name)
     return back(request, "/crawls", f"Crawl job {job_id} started.")
@@ -149,9 +147,7 @@ def resume(request: Request, app: App, user: Crawler, job_id: int) -> RedirectRe
     try:
         with app.workspace.sessions() as session:
             resume_job(session, app.settings, user, job_id)
-    except UnknownJob as problem:
-        raise NotFound(str(problem)) from None
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, "/crawls", problem)
     _launch(request, app, job_id, user.name)
     return back(request, "/crawls", f"Crawl job {job_id} resumed.")

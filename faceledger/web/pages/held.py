@@ -201,8 +201,7 @@ def add_picker(router: APIRouter, page: str, slot: str, person: Any) -> None:
             shown = preview(data, app.config.upload)
             faces = app.search.engine.probe_faces(data)
         except (ApiError, ImageRejected) as problem:
-            message = problem.message if isinstance(problem, ApiError) else str(problem)
-            return back(request, page, f"That photo cannot be used: {message}", "error")
+            return back(request, page, f"That photo cannot be used: {problem}", "error")
         if not faces:
             return back(request, page, "No face was found in that photo: try another.", "error")
         release(request, app, slot)

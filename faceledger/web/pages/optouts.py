@@ -12,11 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from faceledger.errors import FaceledgerError
 from faceledger.policy.optouts import add_optout, list_optouts, remove_optout
 from faceledger.search.engine import choose_face
 from faceledger.search.probes import probe_hash
 from faceledger.web.deps import Admin, App, Overseer
-from faceledger.web.pages.answers import REFUSALS, back, refused
+from faceledger.web.pages.answers import back, refused
 from faceledger.web.pages.held import add_picker, current, held_photo, release
 from faceledger.web.pages.render import NavItem, page
 
@@ -56,7 +57,7 @@ def record(
             )
             optout_id = optout.id
             session.commit()
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, "/optouts", problem)
     purge.apply_to_indexes()
     release(request, app, SLOT)
@@ -77,6 +78,6 @@ def remove(
         with app.workspace.sessions() as session:
             remove_optout(session, user, optout_id, reason)
             session.commit()
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, "/optouts", problem)
     return back(request, "/optouts", f"Opt-out {optout_id} lifted.")

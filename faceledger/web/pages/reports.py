@@ -16,13 +16,14 @@ from markupsafe import Markup
 from pydantic import BaseModel, Field
 
 from faceledger.auth.clock import utcnow
+from faceledger.errors import FaceledgerError
 from faceledger.reports.render import render_subject
 from faceledger.reports.subject import subject_report
 from faceledger.store.models import User
 from faceledger.web.api.reports import oversight
 from faceledger.web.deps import App, Overseer
 from faceledger.web.errors import ApiError
-from faceledger.web.pages.answers import REFUSALS, back, refused
+from faceledger.web.pages.answers import back, refused
 from faceledger.web.pages.held import add_picker, current, held_photo, release
 from faceledger.web.pages.render import NavItem, page
 from faceledger.web.services import Services
@@ -67,7 +68,7 @@ def reports(
     try:
         report = _oversight(app, user, period.start, end, period.timezone)
     except ApiError as problem:
-        return back(request, "/reports", problem.message, "error")
+        return back(request, "/reports", str(problem), "error")
     query = {"start": period.start, "end": end, "timezone": period.timezone, "format": "html"}
     return page(
         request,
@@ -100,7 +101,7 @@ def subject(
         with app.workspace.sessions() as session:
             made = subject_report(app.workspace, pipeline, session, user, held[1], face=face)
             session.commit()
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, "/reports/subject", problem)
     release(request, app, SLOT)
     report = body_of(render_subject(made))

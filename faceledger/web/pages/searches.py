@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from faceledger.errors import FaceledgerError, PermissionDenied
 from faceledger.policy.collections import describe
 from faceledger.reports.render import link
 from faceledger.search.engine import FaceChoiceRequired
@@ -28,8 +29,7 @@ from faceledger.search.review import request_summary
 from faceledger.store import repo
 from faceledger.store.models import User
 from faceledger.web.deps import Actor, App, rate_limit
-from faceledger.web.errors import permission_denied
-from faceledger.web.pages.answers import REFUSALS, back, refused
+from faceledger.web.pages.answers import back, refused
 from faceledger.web.pages.held import add_picker, current, held_photo, release
 from faceledger.web.pages.render import NavItem, page
 from faceledger.web.services import Services
@@ -57,7 +57,7 @@ def searchable(app: Services, user: User) -> list[dict[str, Any]]:
 def searcher(app: App, user: Actor) -> User:
     """The current user, if some collection's policy lets them search (403 otherwise)."""
     if not searchable(app, user):
-        raise permission_denied(f"{user.name} may not search: no collection's policy allows it")
+        raise PermissionDenied(f"{user.name} may not search: no collection's policy allows it")
     return user
 
 
@@ -175,7 +175,7 @@ def run(request: Request, app: App, user: Actor, request_id: int) -> RedirectRes
     target = f"/requests/{request_id}"
     try:
         outcome = app.search.run(user, request_id)
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, target, problem)
     return back(request, target, f"The search ran: {len(outcome.results or [])} matches.")
 
@@ -193,7 +193,7 @@ def review(
     target = f"/requests/{request_id}#result-{result_id}"
     try:
         outcome = app.search.review(user, result_id, decision)
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, target, problem)
     text = f"Match {result_id}: you chose {outcome.decision}."
     if outcome.confirmed:
@@ -214,7 +214,7 @@ def evidence(
         with tempfile.TemporaryDirectory() as folder:
             _sheet, printable = app.search.export(user, request_id, Path(folder), candidates)
             html = printable.read_text(encoding="utf-8")
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, f"/requests/{request_id}", problem)
     disposition = f'attachment; filename="evidence-request-{request_id}.html"'
     return Response(html, media_type="text/html", headers={"Content-Disposition": disposition})
@@ -233,7 +233,7 @@ def authorisation(
     target = f"/requests/{request_id}"
     try:
         app.search.record_authorisation(user, request_id, reference, granted)
-    except REFUSALS as problem:
+    except FaceledgerError as problem:
         return refused(request, target, problem)
     text = "The authorisation was recorded." if granted else "The refusal was recorded."
     return back(request, target, text)
