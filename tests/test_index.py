@@ -12,9 +12,9 @@ from faceledger.config import Settings
 from faceledger.faces.types import Box, FaceRecord
 from faceledger.index.local import LocalIndex
 from faceledger.index.reconcile import reconcile
-from faceledger.ingest.items import SourceItem
 from faceledger.store import repo
 from faceledger.store.purge import purge_faces
+from faceledger.types import SourceItem
 from faceledger.workspace import Workspace
 from tests.accounts import add_collection
 

@@ -48,7 +48,7 @@ from warcio.statusandheaders import StatusAndHeadersParserException
 
 from faceledger.faces.decode import sniff_format
 from faceledger.html_refs import RefRules, read_page
-from faceledger.ingest.items import SourceItem
+from faceledger.types import SourceItem
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
