@@ -14,8 +14,8 @@ from faceledger.auth.clock import as_utc
 from faceledger.auth.roles import PermissionDenied
 from faceledger.cli.app import EXIT_AUTH
 from faceledger.config import Settings
-from faceledger.policy.retention import RetentionReport, run_retention
 from faceledger.search import probes
+from faceledger.services.retention import RetentionReport, run_retention
 from faceledger.store.models import SearchRequest, SearchResult, SourceImage
 from faceledger.workspace import Workspace
 from tests.accounts import (

@@ -31,10 +31,10 @@ from faceledger.cli.app import (
 from faceledger.cli.auth import acting_user, auth_failure
 from faceledger.ledger import keys
 from faceledger.ledger.checkpoints import ChainBroken, checkpoint
-from faceledger.ledger.erasure import erase
 from faceledger.ledger.export import FORMAT_VERSION, check_target, export_bundle, remove_bundle
 from faceledger.ledger.log import append
 from faceledger.ledger.verify import VerifyReport, checkpoint_record, recent_records, verify
+from faceledger.services.erasure import erase
 from faceledger.store.models import User
 from faceledger.workspace import Workspace
 
