@@ -17,12 +17,14 @@ demo: $(STAMP)
 	$(BIN)/faceledger demo $(DEMO_DIR) --serve
 
 test: $(STAMP)
-	$(BIN)/ruff check faceledger tests bench
-	$(BIN)/ruff format --check faceledger tests bench
+	$(BIN)/ruff check faceledger tests bench tools
+	$(BIN)/ruff format --check faceledger tests bench tools
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -rs
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .grimp_cache

@@ -15,9 +15,44 @@ from typing import Any
 
 from platformdirs import user_data_dir
 
-from faceledger.crawl.config import DEFAULT_CONTACT_URL, DEFAULT_EXCLUDED_DOMAINS
-
 ENV_PREFIX = "FACELEDGER_"
+
+# Crawl defaults live here, not in crawl/: settings sit below every package that reads them.
+DEFAULT_CONTACT_URL = "https://faceledger.invalid/crawler"
+"""Placeholder: an installation sets its own contact page (the integrator passes Settings)."""
+
+DEFAULT_EXCLUDED_DOMAINS: tuple[str, ...] = (
+    "bsky.app",
+    "dailymotion.com",
+    "discord.com",
+    "facebook.com",
+    "fb.com",
+    "flickr.com",
+    "instagram.com",
+    "kick.com",
+    "linkedin.com",
+    "mastodon.social",
+    "onlyfans.com",
+    "pinterest.com",
+    "reddit.com",
+    "redd.it",
+    "rumble.com",
+    "snapchat.com",
+    "t.me",
+    "telegram.org",
+    "threads.net",
+    "tiktok.com",
+    "tumblr.com",
+    "twitch.tv",
+    "twitter.com",
+    "vimeo.com",
+    "vk.com",
+    "weibo.com",
+    "x.com",
+    "youtu.be",
+    "youtube.com",
+)
+"""Social-media and video platforms: never crawled unless a scope explicitly opts in."""
 
 
 @dataclass(frozen=True)

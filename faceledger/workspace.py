@@ -6,13 +6,14 @@ service finds its dependencies in one place instead of opening them itself.
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from faceledger.config import Settings
 from faceledger.index.local import LocalIndex, file_stamp
 from faceledger.index.reconcile import reconcile
+from faceledger.store import repo
 from faceledger.store.db import open_database, reading
 
 
@@ -42,6 +43,7 @@ class Workspace:
         if cached is None or cached.stamp != file_stamp(path):
             index = LocalIndex(path)
             with self.reading() as session:
-                reconcile(index, session, collection_id)
+                stored = repo.face_ids(session, collection_id)
+                reconcile(index, stored, partial(repo.embeddings, session))
             self._indexes[collection_id] = cached = index
         return cached

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from faceledger.config import Settings
 from faceledger.faces.types import Box, FaceRecord
 from faceledger.index.local import LocalIndex
-from faceledger.index.reconcile import reconcile
-from faceledger.ingest.items import SourceItem
+from faceledger.index.reconcile import ReconcileReport, reconcile
 from faceledger.store import repo
 from faceledger.store.purge import purge_faces
+from faceledger.types import SourceItem
 from faceledger.workspace import Workspace
 from tests.accounts import add_collection
+
+
+def reconcile_with_store(
+    index: LocalIndex, session: Session, collection_id: int
+) -> ReconcileReport:
+    return reconcile(
+        index, repo.face_ids(session, collection_id), partial(repo.embeddings, session)
+    )
 
 
 def unit_vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -79,11 +89,11 @@ def test_reconcile_adds_missing_and_removes_stray(settings: Settings) -> None:
     index = LocalIndex(settings.index_dir / "stale.faiss")
     index.add(np.array([stored[0][0], 9999]), np.stack([vectors[0], vectors[5]]))
     with workspace.sessions() as session:
-        report = reconcile(index, session, collection_id)
+        report = reconcile_with_store(index, session, collection_id)
     assert (report.added, report.removed) == (3, 1)
     assert sorted(index.ids()) == sorted(face_id for face_id, _ in stored)
     with workspace.sessions() as session:
-        again = reconcile(index, session, collection_id)
+        again = reconcile_with_store(index, session, collection_id)
     assert (again.added, again.removed) == (0, 0)
 
 

@@ -13,8 +13,8 @@ from faceledger.auth import users
 from faceledger.auth.clock import as_utc
 from faceledger.config import Settings
 from faceledger.errors import EXIT_AUTH, PermissionDenied
-from faceledger.policy.retention import RetentionReport, run_retention
 from faceledger.search import probes
+from faceledger.services.retention import RetentionReport, run_retention
 from faceledger.store.models import SearchRequest, SearchResult, SourceImage
 from faceledger.workspace import Workspace
 from tests.accounts import (

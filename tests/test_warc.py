@@ -19,8 +19,8 @@ from PIL import Image
 from warc_fixtures import Capture, write_arc, write_warc
 
 from faceledger.faces.decode import sniff_format
-from faceledger.ingest.items import SourceItem
 from faceledger.ingest.warc import MAX_REFS_PER_PAGE, iter_warc
+from faceledger.types import SourceItem
 
 SITE = "http://example.com"
 CAPTURED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)

@@ -28,10 +28,10 @@ from faceledger.cli.auth import acting_user
 from faceledger.errors import EXIT_FAILED
 from faceledger.ledger import keys
 from faceledger.ledger.checkpoints import checkpoint
-from faceledger.ledger.erasure import erase
 from faceledger.ledger.export import FORMAT_VERSION, check_target, export_bundle, remove_bundle
 from faceledger.ledger.log import append
 from faceledger.ledger.verify import VerifyReport, checkpoint_record, recent_records, verify
+from faceledger.services.erasure import erase
 from faceledger.store.models import User
 from faceledger.workspace import Workspace
 

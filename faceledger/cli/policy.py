@@ -1,6 +1,6 @@
 """`faceledger optout ...` and `faceledger retention run`: the registry and the clean-up.
 
-Thin layers over `faceledger.policy.optouts` and `faceledger.policy.retention`: each
+Thin layers over `faceledger.policy.optouts` and `faceledger.services.retention`: each
 command authenticates, calls one service function, commits, and only then drops purged
 faces from the indexes (store first, index second).
 """
@@ -30,8 +30,8 @@ from faceledger.policy.optouts import (
     list_optouts,
     remove_optout,
 )
-from faceledger.policy.retention import run_retention
 from faceledger.search.probes import probe_hash
+from faceledger.services.retention import run_retention
 from faceledger.store.models import Collection
 from faceledger.workspace import Workspace
 

@@ -10,43 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from faceledger.config import DEFAULT_CONTACT_URL, DEFAULT_EXCLUDED_DOMAINS
+
 __all__ = ["DEFAULT_CONTACT_URL", "DEFAULT_EXCLUDED_DOMAINS", "CrawlConfig"]
-
-DEFAULT_CONTACT_URL = "https://faceledger.invalid/crawler"
-"""Placeholder: an installation sets its own contact page (the integrator passes Settings)."""
-
-DEFAULT_EXCLUDED_DOMAINS: tuple[str, ...] = (
-    "bsky.app",
-    "dailymotion.com",
-    "discord.com",
-    "facebook.com",
-    "fb.com",
-    "flickr.com",
-    "instagram.com",
-    "kick.com",
-    "linkedin.com",
-    "mastodon.social",
-    "onlyfans.com",
-    "pinterest.com",
-    "reddit.com",
-    "redd.it",
-    "rumble.com",
-    "snapchat.com",
-    "t.me",
-    "telegram.org",
-    "threads.net",
-    "tiktok.com",
-    "tumblr.com",
-    "twitch.tv",
-    "twitter.com",
-    "vimeo.com",
-    "vk.com",
-    "weibo.com",
-    "x.com",
-    "youtu.be",
-    "youtube.com",
-)
-"""Social-media and video platforms: never crawled unless a scope explicitly opts in."""
 
 _MiB = 1024 * 1024
 

@@ -17,8 +17,8 @@ from faceledger.crawl.crawler import STATE_FILE, WARC_DIR
 from faceledger.crawl.scope import canonicalize
 from faceledger.crawl.state import CrawlState
 from faceledger.crawl.warcout import OPEN_SUFFIX
-from faceledger.ingest.items import SourceItem
 from faceledger.ingest.warc import DEFAULT_MAX_BYTES, iter_warc
+from faceledger.types import SourceItem
 
 __all__ = ["crawl_warc_files", "iter_crawl_items"]
 

@@ -215,7 +215,8 @@ def _options(job: CrawlJob) -> ScopeOptions:
     """The declared scope back from the job row (`ScopeOptions.as_dict` wrote it)."""
     scope: dict[str, Any] = job.scope
     sequences = ("seeds", "allow_domains", "path_prefixes", "allow_addresses")
-    return ScopeOptions(**{k: tuple(v) if k in sequences else int(v) for k, v in scope.items()})
+    options: dict[str, Any] = {k: tuple(v) if k in sequences else int(v) for k, v in scope.items()}
+    return ScopeOptions(**options)
 
 
 class _IngestFile:

@@ -91,7 +91,8 @@ def _unit_rows(x: np.ndarray, name: str) -> np.ndarray:
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     if np.any(norms == 0):
         raise ValueError(f"{name} has zero-length rows; cannot compute cosine similarity")
-    return a / norms
+    unit: np.ndarray = a / norms
+    return unit
 
 
 # --------------------------------------------------------------------------- verification

@@ -8,7 +8,7 @@ and hands scores to `metrics`.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ from faceledger.policy.minors import DEFAULT_AGE_GATE, AgeGate
 Progress = Callable[[int, int], None]
 
 
-def _off_centre(box: tuple[int, int, int, int], width: int, height: int) -> float:
+def _off_centre(box: Sequence[int], width: int, height: int) -> float:
+    """Squared distance of a (left, top, width, height) box's centre from the image's."""
     left, top, box_width, box_height = box
     return (left + box_width / 2 - width / 2) ** 2 + (top + box_height / 2 - height / 2) ** 2
 
@@ -35,9 +36,7 @@ def central_face(image: AnalysedImage) -> FaceRecord | None:
     """The face whose box centre is nearest the image centre."""
     if not image.faces:
         return None
-    return min(
-        image.faces, key=lambda f: _off_centre(tuple(f.box.as_list()), image.width, image.height)
-    )
+    return min(image.faces, key=lambda f: _off_centre(f.box.as_list(), image.width, image.height))
 
 
 def analyse_files(

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import dlib
 import numpy as np
+import numpy.typing as npt
 
 from faceledger.faces import model_files
 from faceledger.faces.resnet_onnx import cached_resnet_onnx
@@ -27,10 +28,11 @@ class Embedder(Protocol):
         ...
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+def normalise(vectors: npt.ArrayLike) -> np.ndarray:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    unit: np.ndarray = matrix / np.maximum(norms, 1e-12)
+    return unit
 
 
 class OnnxEmbedder:

@@ -36,4 +36,4 @@ def frontality(landmarks: np.ndarray) -> float:
 
 def face_quality(chip: np.ndarray, landmarks: np.ndarray, face_width: float) -> float:
     size = min(1.0, face_width / FULL_SIZE)
-    return round((size * sharpness(chip) * frontality(landmarks)) ** (1 / 3), 4)
+    return round(float((size * sharpness(chip) * frontality(landmarks)) ** (1 / 3)), 4)

@@ -24,6 +24,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -65,9 +66,7 @@ class _Graph:
         self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
-    def op(
-        self, op_type: str, inputs: list[str], output: str | None = None, **attrs: object
-    ) -> str:
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
         out = output or self.name(op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
@@ -171,7 +170,8 @@ def resnet_graph(weights: ResnetWeights) -> onnx.ModelProto:
 
 def build_resnet_onnx(dat_path: Path) -> bytes:
     """Read dlib's `.dat` and return the serialized ONNX model."""
-    return resnet_graph(read_resnet(dat_path)).SerializeToString()
+    serialized: bytes = resnet_graph(read_resnet(dat_path)).SerializeToString()
+    return serialized
 
 
 def _cache_name(dat_path: Path) -> str:

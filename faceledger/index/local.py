@@ -33,8 +33,12 @@ class LocalIndex:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._index: faiss.IndexIDMap2
         if path.is_file():
-            self._index = faiss.read_index(str(path))
+            stored = faiss.read_index(str(path))
+            if not isinstance(stored, faiss.IndexIDMap2):
+                raise ValueError(f"{path} is not a faceledger index (faiss IndexIDMap2)")
+            self._index = stored
         else:
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(DIMENSION))
         self._dirty = False
@@ -52,7 +56,8 @@ class LocalIndex:
         self._dirty = True
 
     def remove(self, ids: np.ndarray) -> int:
-        removed = int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        removed = int(self._index.remove_ids(selector))
         self._dirty = self._dirty or removed > 0
         return removed
 

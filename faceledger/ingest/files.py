@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from faceledger.errors import NotFound
-from faceledger.ingest.items import SourceItem
 from faceledger.ingest.warc import iter_warc
+from faceledger.types import SourceItem
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")

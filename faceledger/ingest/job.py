@@ -29,11 +29,11 @@ from faceledger.faces.decode import ImageRejected
 from faceledger.faces.pipeline import AnalysedImage, FacePipeline
 from faceledger.faces.types import FaceRecord
 from faceledger.index.local import DIMENSION, LocalIndex
-from faceledger.ingest.items import SourceItem
 from faceledger.policy.collections import get_collection
 from faceledger.policy.minors import DEFAULT_AGE_GATE, AgeGate, Decision
 from faceledger.policy.optouts import active_templates, matching
 from faceledger.store import repo
+from faceledger.types import SourceItem
 from faceledger.workspace import Workspace
 
 SAVE_EVERY = 500

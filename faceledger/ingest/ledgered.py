@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from faceledger.auth.roles import Role, require_role
 from faceledger.faces.decode import DecodeLimits
 from faceledger.ingest.files import expand, iter_items
-from faceledger.ingest.items import SourceItem
 from faceledger.ingest.job import IngestJob, IngestSummary
 from faceledger.ledger import log
 from faceledger.policy.collections import get_collection, subject
 from faceledger.store.models import User
+from faceledger.types import SourceItem
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from io import BufferedIOBase
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, TypeVar
 from urllib.parse import urldefrag, urlsplit, urlunsplit
@@ -49,7 +50,7 @@ from warcio.statusandheaders import StatusAndHeadersParserException
 from faceledger.errors import FaceledgerError
 from faceledger.faces.decode import sniff_format
 from faceledger.html_refs import RefRules, read_page
-from faceledger.ingest.items import SourceItem
+from faceledger.types import SourceItem
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -109,16 +110,16 @@ def _iter_items(path: Path, max_bytes: int) -> Iterator[SourceItem]:
     def handle(record: ArcWarcRecord, offset: int) -> SourceItem | None:
         return _read_image(record, offset, path.name, index, max_bytes)
 
-    for found in _walk(path, handle):
-        if isinstance(found, _Break):
+    for item in _walk(path, handle):
+        if isinstance(item, _Break):
             yield SourceItem(
                 image_url=path.resolve().as_uri(),
                 data=None,
                 warc_file=path.name,
-                error=found.message,
+                error=item.message,
             )
         else:
-            yield found
+            yield item
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +207,12 @@ _ARCHIVE_ERRORS = (
 class _ArchiveStream:
     """Read-only byte stream over a plain or gzipped archive that counts bytes delivered."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BufferedIOBase) -> None:
         self.gzipped = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
-        self._source: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if self.gzipped else raw
+        self._source: BufferedIOBase = (
+            gzip.GzipFile(fileobj=raw, mode="rb") if self.gzipped else raw
+        )
         self._position = 0
 
     def read(self, size: int = -1) -> bytes:
@@ -275,10 +278,14 @@ class _Meta:
     content_type: str | None
 
 
+def _header(record: ArcWarcRecord, name: str) -> str | None:
+    """A record header's value (warcio is untyped: this is where its answers get a type)."""
+    value: str | None = record.rec_headers.get_header(name)
+    return value
+
+
 def _target_uri(record: ArcWarcRecord) -> str | None:
-    if record.format == "arc":
-        return record.rec_headers.get_header("uri")
-    return record.rec_headers.get_header("WARC-Target-URI")
+    return _header(record, "uri" if record.format == "arc" else "WARC-Target-URI")
 
 
 def _candidate(record: ArcWarcRecord) -> _Meta | None:
@@ -320,12 +327,12 @@ def _clean(value: str | None) -> str | None:
 def _captured_at(record: ArcWarcRecord) -> datetime | None:
     """WARC-Date (ISO 8601) or the ARC 14-digit timestamp, as an aware UTC datetime."""
     if record.format == "arc":
-        stamp = (record.rec_headers.get_header("archive-date") or "").strip()
+        stamp = (_header(record, "archive-date") or "").strip()
         try:
             return datetime.strptime(stamp[:14].ljust(14, "0"), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
         except ValueError:
             return None
-    text = (record.rec_headers.get_header("WARC-Date") or "").strip()
+    text = (_header(record, "WARC-Date") or "").strip()
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -339,14 +346,13 @@ def _record_id(record: ArcWarcRecord, file_name: str, offset: int) -> str | None
     """WARC-Record-ID; ARC has none, so give it a stable one from file name and offset."""
     if record.format == "arc":
         return f"<urn:arc:{file_name}:{offset}>"
-    return record.rec_headers.get_header("WARC-Record-ID")
+    return _header(record, "WARC-Record-ID")
 
 
 def _header_digest(record: ArcWarcRecord) -> str | None:
     if record.format == "arc":
         return None
-    headers = record.rec_headers
-    return headers.get_header("WARC-Payload-Digest") or headers.get_header("WARC-Block-Digest")
+    return _header(record, "WARC-Payload-Digest") or _header(record, "WARC-Block-Digest")
 
 
 # --------------------------------------------------------------------------- pass two: images

@@ -43,7 +43,7 @@ class VerifyReport:
         return {"ok": self.ok, **asdict(self)}
 
 
-def _record(row: Row[Any]) -> dict[str, Any]:
+def _record(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
     """A joined entry + payload row as the bundle's record (an invalid body stays a string)."""
     (
         seq,
@@ -77,7 +77,7 @@ def _record(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-def _entries() -> Select[Any]:
+def _entries() -> Select[*tuple[Any, ...]]:
     """Entry headers with their payloads (outer join: a missing payload row is a finding)."""
     return select(
         LedgerEntry.seq,

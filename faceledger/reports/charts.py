@@ -11,8 +11,10 @@ import base64
 import io
 from dataclasses import dataclass
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from faceledger.reports.oversight import OversightReport, Table
 
@@ -65,10 +67,17 @@ def outcomes_chart(table: Table) -> Chart | None:
         axes.barh(labels, values, left=left, color=COLOURS.get(status, OTHER), label=status)
         left = [a + b for a, b in zip(left, values, strict=True)]
     axes.set_xlabel("searches")
-    axes.xaxis.get_major_locator().set_params(integer=True)
+    _integer_ticks(axes)
     figure.legend(loc="outside right upper", fontsize="small")
     axes.spines[["top", "right"]].set_visible(False)
     return _chart(table.title, figure)
+
+
+def _integer_ticks(axes: Axes) -> None:
+    """Counts get whole-number ticks (the default locator is a MaxNLocator)."""
+    locator = axes.xaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):
+        locator.set_params(integer=True)
 
 
 def counts_chart(table: Table) -> Chart | None:
@@ -80,7 +89,7 @@ def counts_chart(table: Table) -> Chart | None:
     axes = figure.add_subplot()
     axes.barh(labels, [int(row[1] or 0) for row in table.rows][::-1], color=COLOURS["refused"])
     axes.set_xlabel(table.columns[1])
-    axes.xaxis.get_major_locator().set_params(integer=True)
+    _integer_ticks(axes)
     axes.spines[["top", "right"]].set_visible(False)
     return _chart(table.title, figure)
 

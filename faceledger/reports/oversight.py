@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,7 +52,7 @@ class Table:
     name: str
     title: str
     columns: tuple[str, ...]
-    rows: list[tuple[Cell, ...]]
+    rows: Sequence[tuple[Cell, ...]]
 
     def records(self) -> list[dict[str, Cell]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
@@ -131,11 +131,14 @@ class OversightReport:
             for key, results in keys(search):
                 counts[key].update({"searches": 1, search.status: 1, "results": results})
         columns = ("searches", *statuses, "results")
-        rows = [(key, *(counts[key][c] for c in columns)) for key in sorted(counts)]
+        rows: list[tuple[Cell, ...]] = [
+            (key, *(counts[key][c] for c in columns)) for key in sorted(counts)
+        ]
         return Table(name, f"Searches by {label}", (label, *columns), rows)
 
     def tables(self) -> list[Table]:
         """Every table, in the order the page shows them."""
+        refusals = sorted(self.refusals().items(), key=lambda item: (-item[1], item[0]))
         return [
             self._crosstab("by_user", "user", lambda s: [(s.requester, s.result_count)]),
             self._crosstab(
@@ -153,7 +156,7 @@ class OversightReport:
                 "refusals",
                 "Refusals by reason",
                 ("reason", "refusals"),
-                sorted(self.refusals().items(), key=lambda item: (-item[1], item[0])),
+                refusals,
             ),
             self._decision_table(),
             Table(
@@ -224,10 +227,11 @@ class OversightReport:
     def _shown_tables(self) -> list[Table]:
         """The exposure register in the period, by who saw faces and by where they came from."""
         tables = []
-        for name, label, key in (
+        by: tuple[tuple[str, str, Callable[[Shown], str]], ...] = (
             ("affected_by_viewer", "viewer", lambda e: e.viewer),
             ("affected_by_collection", "collection", lambda e: e.collection),
-        ):
+        )
+        for name, label, key in by:
             shown: Counter[str] = Counter()
             faces: dict[str, set[int]] = defaultdict(set)
             for entry in self.shown:
@@ -253,7 +257,9 @@ class OversightReport:
                 }
             )
         columns = ("jobs", "images", "images_with_faces", "faces_indexed", "skipped", "errors")
-        rows = [(name, *(totals[name][c] for c in columns)) for name in sorted(totals)]
+        rows: list[tuple[Cell, ...]] = [
+            (name, *(totals[name][c] for c in columns)) for name in sorted(totals)
+        ]
         return Table("ingestion", "Ingestion", ("collection", *columns), rows)
 
     def _searches_table(self) -> Table:

@@ -137,7 +137,7 @@ def _request_id(subject: str | None) -> int | None:
     return int(number) if kind == "search" and number.isdigit() else None
 
 
-def _in_period(period: Period) -> Select[tuple[int]]:
+def _in_period(period: Period) -> Select[int]:
     return select(SearchRequest.id).where(
         SearchRequest.created_at >= period.start, SearchRequest.created_at < period.end
     )
@@ -164,9 +164,9 @@ def load_searches(session: Session, period: Period) -> list[SearchFact]:
         LedgerEntry.subject.like("search:%"), LedgerEntry.created_at >= period.ledger_bounds()[0]
     )
     for seq, subject in session.execute(cited.order_by(LedgerEntry.seq)):
-        request_id = _request_id(subject)
-        if request_id is not None:
-            seqs[request_id].append(seq)
+        cited_id = _request_id(subject)
+        if cited_id is not None:
+            seqs[cited_id].append(seq)
     rows = session.execute(
         select(SearchRequest, User.name)
         .join(User, User.id == SearchRequest.requester_id)
@@ -216,6 +216,7 @@ def load_decisions(session: Session, period: Period) -> list[DecisionFact]:
     seqs = {_request_id(subject): seq for subject, seq in entries}
     decisions = []
     for request, requester_name, approver_name in rows:
+        assert request.decided_at is not None  # the query selects decided requests only
         decided_at = as_utc(request.decided_at)
         decisions.append(
             DecisionFact(

@@ -112,9 +112,11 @@ def subjects(searches: list[SearchFact], threshold: float) -> dict[int, int]:
     first: dict[str, int] = {}
     for i, search in enumerate(searches):
         parent[root(i)] = root(first.setdefault(search.probe_hash, i))
-    placed = [i for i, search in enumerate(searches) if search.embedding is not None]
+    embedded = [(i, search.embedding) for i, search in enumerate(searches)]
+    known = [(i, embedding) for i, embedding in embedded if embedding is not None]
+    placed = [i for i, _ in known]
     if placed:
-        vectors = np.stack([searches[i].embedding for i in placed]).astype(np.float32)
+        vectors = np.stack([embedding for _, embedding in known]).astype(np.float32)
         for start in range(0, len(placed), _BLOCK):
             close = vectors[start : start + _BLOCK] @ vectors.T >= threshold
             for a, b in zip(*np.nonzero(close), strict=True):

@@ -25,6 +25,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from faceledger.errors import FaceledgerError
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Transaction-scoped PostgreSQL advisory locks: one key per thing that must not race.
 LEDGER_LOCK = 0x4C454447  # "LEDG"
@@ -34,9 +36,11 @@ READ_ONLY = "faceledger_read_only"
 BUSY_TIMEOUT_MS = 30_000
 
 
-class NestedWriteTransaction(RuntimeError):
+class NestedWriteTransaction(FaceledgerError):
     """A thread began a second write transaction while holding one: on SQLite it would wait
     for its own lock until the busy timeout. A programming error, raised at once."""
+
+    code = "nested_write_transaction"
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

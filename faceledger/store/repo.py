@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from faceledger.faces.types import FaceRecord
-from faceledger.ingest.items import SourceItem
 from faceledger.store.models import Collection, Face, SourceImage
+from faceledger.types import SourceItem
 
 
 def get_collection(session: Session, name: str) -> Collection | None:

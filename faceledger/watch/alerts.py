@@ -161,9 +161,7 @@ def delivery_counts(outcomes: Sequence[dict[str, Any]]) -> dict[str, int]:
     return {"sent": counts["sent"], "failed": counts["failed"]}
 
 
-def _with_labels(
-    session: Session, query: Select[tuple[WatchAlert, str]]
-) -> list[tuple[WatchAlert, str]]:
+def _with_labels(session: Session, query: Select[WatchAlert, str]) -> list[tuple[WatchAlert, str]]:
     rows = session.execute(query.join(WatchSubject, WatchSubject.id == WatchAlert.subject_id))
     return [(alert, label) for alert, label in rows]
 

@@ -60,6 +60,7 @@ def configured_targets(settings: Settings) -> list[Target]:
 
 def send(settings: Settings, target: Target, notice: Notice) -> dict[str, Any]:
     """Try one target once; the outcome as it is recorded on the alert."""
+    problem: str | None
     try:
         if target.channel == "webhook":
             _post(target.address, notice)

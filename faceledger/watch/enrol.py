@@ -175,5 +175,6 @@ def active_templates(session: Session) -> Templates:
     ).all()
     matrix = np.empty((len(rows), DIMENSION), dtype=np.float32)
     for row, (_, template) in enumerate(rows):
+        assert template is not None  # _ACTIVE selects kept templates only
         matrix[row] = np.frombuffer(template, dtype="<f4")
     return Templates([subject_id for subject_id, _ in rows], matrix)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faceledger.ingest.items import SourceItem
 from faceledger.ingest.job import Analyser
 from faceledger.policy.minors import AgeGate, Decision
+from faceledger.types import SourceItem
 from faceledger.watch.enrol import Templates
 
 

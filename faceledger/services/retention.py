@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, select
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, select
 from sqlalchemy.orm import Session
 
 from faceledger.auth.clock import as_utc, utcnow
@@ -99,10 +99,14 @@ def run_retention(
     report = RetentionReport(now, purge_faces(workspace, session, old_faces))
     report.probes_deleted = _delete_probes(workspace, session, now)
     for collection, cutoff in cutoffs.items():
-        deleted = session.execute(
-            delete(SourceImage)
-            .where(_expired(collection, cutoff))
-            .execution_options(synchronize_session=False)
+        # A DELETE executes to a CursorResult, whose rowcount is the number of rows deleted.
+        deleted = cast(
+            CursorResult[Any],
+            session.execute(
+                delete(SourceImage)
+                .where(_expired(collection, cutoff))
+                .execution_options(synchronize_session=False)
+            ),
         )
         report.images_deleted[collection.name] = int(deleted.rowcount or 0)
         report.faces_deleted[collection.name] = report.purge.counts.get(collection.id, 0)

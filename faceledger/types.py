@@ -1,4 +1,8 @@
-"""What every ingestion source yields: one image's bytes and where it came from."""
+"""Types shared across layers: what every image source yields (files, archives, crawls).
+
+They sit at the bottom of the layering, beside settings, so the store can record an item
+and a crawl or a watch round can produce one without importing the ingest package.
+"""
 
 from __future__ import annotations
 
